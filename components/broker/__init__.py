@@ -1,0 +1,1 @@
+"""The ZMQ broker: the one address every component connects to."""

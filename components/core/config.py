@@ -1,0 +1,221 @@
+"""Config models (pydantic v2): one `<Component>Config` per component, composed into
+`TradingSystemSpec`, the one definition of a valid system. The CRD's schema is generated from it,
+and `tradingsystem run` / `validate` read either a bare spec or a whole `TradingSystem` manifest.
+
+Field descriptions are user documentation (they become the CRD's). Units end names (`_ms`, `_s`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.core.errors import ConfigError
+
+API_VERSION = "trading.dev/v1alpha1"
+KIND = "TradingSystem"
+
+Symbol = Annotated[
+    str,
+    Field(pattern=r"^[A-Z][A-Z0-9.]{0,9}$", description="A ticker such as AAPL or BRK.B."),
+]
+PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class BrokerConfig(_Model):
+    """Where the ZMQ broker listens. Components connect to it; it never connects to them."""
+
+    publish_port: Port = Field(5555, description="XSUB port that publishers connect to.")
+    subscribe_port: Port = Field(5556, description="XPUB port that subscribers connect to.")
+    request_port: Port = Field(5557, description="ROUTER port that requesters connect to.")
+    reply_port: Port = Field(5558, description="DEALER port that request servers connect to.")
+    high_water_mark: int = Field(
+        100_000, ge=1_000, description="Messages queued per peer before ZMQ drops (pub/sub)."
+    )
+    heartbeat_interval_ms: int = Field(
+        1000, ge=100, le=60_000, description="How often the broker publishes a heartbeat."
+    )
+
+
+class SyntheticFeedConfig(_Model):
+    """A seeded random walk: the same seed gives the same prices."""
+
+    seed: int = Field(7, description="Seed of the random walk.")
+    tick_interval_ms: float = Field(
+        50, ge=0.1, le=60_000, description="Time between two quote/trade updates per symbol."
+    )
+    initial_price: PositiveDecimal = Field(Decimal(100), description="First mid price.")
+    volatility_bps: float = Field(
+        8, gt=0, le=1000, description="Standard deviation of one step, in basis points."
+    )
+    spread_bps: float = Field(2, gt=0, le=1000, description="Quoted spread, in basis points.")
+    tick_size: PositiveDecimal = Field(Decimal("0.01"), description="Price increment.")
+
+
+class ReplayFeedConfig(_Model):
+    """Replays a CSV file of trades and quotes (see examples/data)."""
+
+    path: str = Field(description="CSV file to replay.")
+    speed: float = Field(
+        1.0, ge=0, description="Playback speed factor; 0 replays as fast as possible."
+    )
+    loop: bool = Field(False, description="Start again at the end of the file.")
+
+
+class FeedConfig(_Model):
+    kind: Literal["synthetic", "replay"] = Field("synthetic", description="Market-data source.")
+    synthetic: SyntheticFeedConfig = Field(default_factory=SyntheticFeedConfig)
+    replay: ReplayFeedConfig | None = Field(None, description="Required when kind is replay.")
+
+    @pydantic.model_validator(mode="after")
+    def _replay_needs_a_file(self) -> FeedConfig:
+        if self.kind == "replay" and self.replay is None:
+            raise ValueError("replay: required when kind is replay")
+        return self
+
+
+class MarketDataConfig(_Model):
+    feed: FeedConfig = Field(default_factory=FeedConfig)
+    bar_intervals_s: list[Annotated[int, Field(ge=1, le=86_400)]] = Field(
+        default_factory=lambda: [1],
+        min_length=1,
+        description="Bar timeframes to build from trades, in seconds.",
+    )
+
+
+class StrategyConfig(_Model):
+    class_path: str = Field(
+        "components.strategy.sma_cross:SmaCross",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="module:Class of the strategy to run.",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=lambda: {"fast": 3, "slow": 8},
+        description="Parameters handed to the strategy's params model.",
+    )
+    bar_interval_s: int = Field(1, ge=1, description="Timeframe of the bars the strategy reads.")
+    order_quantity: PositiveDecimal = Field(Decimal(10), description="Shares per signal.")
+    risk_timeout_ms: int = Field(
+        500, ge=10, le=60_000, description="A risk check not answered in time counts as rejected."
+    )
+
+
+class RiskLimits(_Model):
+    max_position: PositiveDecimal = Field(
+        Decimal(100), description="Largest absolute position per symbol, in shares."
+    )
+    max_notional: PositiveDecimal = Field(
+        Decimal(100_000),
+        description="Largest gross exposure (sum of |position| x price, with pending orders).",
+    )
+
+
+class RiskConfig(_Model):
+    limits: RiskLimits = Field(default_factory=RiskLimits)
+    initial_cash: PositiveDecimal = Field(Decimal(100_000), description="Starting cash.")
+    approval_timeout_ms: int = Field(
+        2000,
+        ge=100,
+        le=600_000,
+        description="An approved order that execution does not acknowledge in time expires.",
+    )
+
+
+class SimulatedVenueConfig(_Model):
+    latency_ms: float = Field(0, ge=0, le=10_000, description="Delay before an order is filled.")
+    fee_per_share: Decimal = Field(Decimal(0), ge=0, description="Fee charged per share filled.")
+
+
+class ExecutionConfig(_Model):
+    venue: Literal["simulated"] = Field("simulated", description="Where orders are sent.")
+    simulated: SimulatedVenueConfig = Field(default_factory=SimulatedVenueConfig)
+
+
+class TradingSystemSpec(_Model):
+    """The whole system: what to trade, from which data, with which limits, on which venue."""
+
+    symbols: list[Symbol] = Field(min_length=1, max_length=500, description="Symbols to trade.")
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    halted: bool = Field(False, description="Stop sending orders; execution is scaled to zero.")
+
+    @pydantic.field_validator("symbols")
+    @classmethod
+    def _symbols_unique(cls, symbols: list[str]) -> list[str]:
+        seen: set[str] = set()
+        duplicates = sorted({s for s in symbols if s in seen or seen.add(s)})
+        if duplicates:
+            raise ValueError(f"symbols must be unique (repeated: {', '.join(duplicates)})")
+        return symbols
+
+    @pydantic.model_validator(mode="after")
+    def _strategy_bars_are_built(self) -> TradingSystemSpec:
+        if self.strategy.bar_interval_s not in self.marketdata.bar_intervals_s:
+            raise ValueError(
+                f"strategy.bar_interval_s: {self.strategy.bar_interval_s} is not one of "
+                f"marketdata.bar_intervals_s {self.marketdata.bar_intervals_s}"
+            )
+        ports = self.broker
+        used = {ports.publish_port, ports.subscribe_port, ports.request_port, ports.reply_port}
+        if len(used) < 4:
+            raise ValueError("broker: the four ports must differ")
+        return self
+
+
+class Manifest(_Model):
+    """A `TradingSystem` document as `kubectl apply` takes it."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    apiVersion: Literal["trading.dev/v1alpha1"]
+    kind: Literal["TradingSystem"]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: TradingSystemSpec
+
+
+def parse_spec(document: Any, source: str = "<config>") -> tuple[str, TradingSystemSpec]:
+    """Validate a bare spec or a whole manifest; return the system's name and its spec."""
+    if not isinstance(document, dict):
+        raise ConfigError(source, [f"(root): expected a mapping, found {type(document).__name__}"])
+    try:
+        if "apiVersion" in document or "kind" in document:
+            manifest = Manifest.model_validate(document)
+            name = str(manifest.metadata.get("name") or "tradingsystem")
+            return name, manifest.spec
+        return "tradingsystem", TradingSystemSpec.model_validate(document)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(source, [_describe(error) for error in exc.errors()]) from exc
+
+
+def load_spec(path: str | Path) -> tuple[str, TradingSystemSpec]:
+    """Read a YAML (or JSON) file holding a spec or a manifest."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror}"]) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise ConfigError(str(path), [f"{where}: not valid YAML: {exc}"]) from exc
+    return parse_spec(document, str(path))
+
+
+def _describe(error: Any) -> str:
+    path = ".".join(str(part) for part in error["loc"]) or "(root)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] not in {"missing", "extra_forbidden", "value_error"}:
+        message += f" (was {error['input']!r})"
+    return f"{path}: {message}"

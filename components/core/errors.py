@@ -1,0 +1,40 @@
+"""The errors of TradingSystem, each subclassing the builtin it means.
+
+    TradingSystemError
+    ├── ConfigError(ValueError)        a config or manifest is invalid; names every bad field
+    ├── CodecError(ValueError)         a wire message cannot be decoded
+    ├── InvalidPriceError(ValueError)  a price or quantity is NaN, infinite, zero or negative
+    └── BusError(ConnectionError)      the broker cannot be reached or a request timed out
+
+Foreign errors (pydantic, msgspec, zmq) are translated once at the boundary with `raise … from exc`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class TradingSystemError(Exception):
+    """Base of every error raised on purpose by TradingSystem."""
+
+
+class ConfigError(TradingSystemError, ValueError):
+    """A config file or manifest is invalid. `problems` holds one `path: message` per field."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"invalid config {source}: {len(self.problems)} error(s)\n{lines}")
+
+
+class CodecError(TradingSystemError, ValueError):
+    """A message on the wire is malformed: wrong framing, wrong schema or unknown payload."""
+
+
+class InvalidPriceError(TradingSystemError, ValueError):
+    """A price, size or amount is not a finite positive number."""
+
+
+class BusError(TradingSystemError, ConnectionError):
+    """The broker is unreachable, or a request through it got no reply in time."""

@@ -1,0 +1,27 @@
+"""Every topic on the bus, in one place. Topics are prefixes: subscribing to `md.quote.` gets all
+quotes, `md.` all market data."""
+
+from __future__ import annotations
+
+MARKET_DATA = "md."
+TRADES = "md.trade."
+QUOTES = "md.quote."
+BARS = "md.bar."
+SIGNALS = "strategy.signal"
+APPROVED_ORDERS = "risk.order"
+RISK_STATE = "risk.state"
+ORDER_UPDATES = "exec.order"
+FILLS = "exec.fill"
+HEARTBEAT = "broker.heartbeat"
+
+
+def trade(symbol: str) -> str:
+    return f"{TRADES}{symbol}"
+
+
+def quote(symbol: str) -> str:
+    return f"{QUOTES}{symbol}"
+
+
+def bar(timeframe: str, symbol: str) -> str:
+    return f"{BARS}{timeframe}.{symbol}"

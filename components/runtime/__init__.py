@@ -1,0 +1,1 @@
+"""The base every component runs on: settings, lifecycle, bus connections, health and metrics."""

@@ -1,0 +1,353 @@
+"""A component's connections to the broker: publish, subscribe, request and serve requests.
+
+Every socket connects to the broker (components never bind), so the broker's address is the only
+one a component needs. Each socket is watched by a ZMQ monitor, which is what `/ready` reports;
+subscribers also require the broker's heartbeat to be recent, which proves the whole path
+broker → subscriber works, not just the TCP connection.
+
+Pub/sub frames are single frames (see `core.wire`). Requests are two frames, `[request id, body]`;
+the broker's ROUTER adds the requester's identity in front and routes the reply back by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+
+import prometheus_client as prom
+import zmq
+import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
+
+from components.core import topics, wire
+from components.core.errors import BusError, CodecError
+from components.core.events import Heartbeat, Payload
+from components.runtime.settings import BrokerEndpoints
+
+log = logging.getLogger(__name__)
+
+_MONITORED = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+_monitor_ids = itertools.count(1)
+
+
+def new_trace_id() -> str:
+    return f"{random.getrandbits(64):016x}"
+
+
+class BusMetrics:
+    def __init__(self, registry: prom.CollectorRegistry) -> None:
+        self.published = prom.Counter(
+            "bus_messages_published",
+            "Messages published, by payload type.",
+            ["type"],
+            registry=registry,
+        )
+        self.received = prom.Counter(
+            "bus_messages_received",
+            "Messages received, by payload type.",
+            ["type"],
+            registry=registry,
+        )
+        self.malformed = prom.Counter(
+            "bus_messages_malformed",
+            "Frames dropped because they could not be decoded.",
+            registry=registry,
+        )
+        self.gaps = prom.Counter(
+            "bus_sequence_gaps",
+            "Messages missed, detected by sequence gaps, per publisher.",
+            ["publisher"],
+            registry=registry,
+        )
+        self.connected = prom.Gauge(
+            "bus_connected",
+            "1 while the socket is connected to the broker.",
+            ["socket"],
+            registry=registry,
+        )
+        self.requests = prom.Counter(
+            "bus_requests",
+            "Requests sent, by outcome (ok, timeout).",
+            ["outcome"],
+            registry=registry,
+        )
+
+
+class _Connection:
+    """One socket to the broker and the monitor that knows whether it is connected."""
+
+    def __init__(self, bus: Bus, socket: zmq.Socket, role: str, url: str) -> None:
+        self.role = role
+        self.socket = socket
+        self.connected = False
+        self._metrics = bus.metrics
+        monitor_url = f"inproc://monitor-{os.getpid()}-{next(_monitor_ids)}"
+        socket.monitor(monitor_url, _MONITORED)
+        self._monitor = bus.context.socket(zmq.PAIR)
+        self._monitor.connect(monitor_url)
+        self._metrics.connected.labels(role).set(0)
+        socket.connect(url)
+        self._watch = asyncio.get_running_loop().create_task(self._watch_monitor())
+
+    async def _watch_monitor(self) -> None:
+        while True:
+            event = parse_monitor_message(await self._monitor.recv_multipart())["event"]
+            if event in (zmq.EVENT_CONNECTED, zmq.EVENT_HANDSHAKE_SUCCEEDED):
+                connected = True
+            elif event == zmq.EVENT_DISCONNECTED:
+                connected = False
+            else:
+                continue
+            if connected != self.connected:
+                log.info(
+                    "Socket %s %s the broker.",
+                    self.role,
+                    "connected to" if connected else "lost its connection to",
+                )
+            self.connected = connected
+            self._metrics.connected.labels(self.role).set(int(connected))
+
+    def close(self) -> None:
+        self._watch.cancel()
+        self.socket.disable_monitor()
+        self._monitor.close(linger=0)
+        self.socket.close(linger=1000)  # give queued messages a second to leave
+
+
+class Bus:
+    """The sockets of one component. Create inside a running event loop; `close()` when done."""
+
+    def __init__(
+        self,
+        endpoints: BrokerEndpoints,
+        publisher_id: str,
+        registry: prom.CollectorRegistry,
+        *,
+        heartbeat_interval_s: float = 1.0,
+        high_water_mark: int = 100_000,
+    ) -> None:
+        self.endpoints = endpoints
+        self.publisher_id = publisher_id
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.high_water_mark = high_water_mark
+        self.metrics = BusMetrics(registry)
+        self.context = zmq.asyncio.Context()
+        self._connections: list[_Connection] = []
+        self._subscribers: list[Subscriber] = []
+
+    def _connect(self, socket: zmq.Socket, role: str, url: str) -> _Connection:
+        socket.setsockopt(zmq.LINGER, 1000)
+        connection = _Connection(self, socket, role, url)
+        self._connections.append(connection)
+        return connection
+
+    def publisher(self) -> Publisher:
+        # A plain (blocking-API) socket: a PUB send never blocks, and skipping asyncio's future
+        # per message halves the cost of publishing market data.
+        socket = zmq.Context.shadow(self.context.underlying).socket(zmq.PUB)
+        socket.setsockopt(zmq.SNDHWM, self.high_water_mark)
+        self._connect(socket, "publisher", self.endpoints.publish_url)
+        return Publisher(self, socket)
+
+    def subscriber(self, prefixes: Iterable[str]) -> Subscriber:
+        socket = self.context.socket(zmq.SUB)
+        socket.setsockopt(zmq.RCVHWM, self.high_water_mark)
+        for prefix in (*prefixes, topics.HEARTBEAT):
+            socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        self._connect(socket, "subscriber", self.endpoints.subscribe_url)
+        subscriber = Subscriber(self, socket)
+        self._subscribers.append(subscriber)
+        return subscriber
+
+    def requester(self) -> Requester:
+        socket = self.context.socket(zmq.DEALER)
+        self._connect(socket, "requester", self.endpoints.request_url)
+        return Requester(self, socket)
+
+    def responder(self) -> Responder:
+        socket = self.context.socket(zmq.DEALER)
+        self._connect(socket, "responder", self.endpoints.reply_url)
+        return Responder(self, socket)
+
+    def readiness(self) -> dict[str, bool]:
+        checks = {f"bus.{c.role}": c.connected for c in self._connections}
+        stale_after_ns = int(3 * self.heartbeat_interval_s * 1e9)
+        for subscriber in self._subscribers:
+            checks["bus.heartbeat"] = time.time_ns() - subscriber.last_heartbeat_ns < stale_after_ns
+        return checks
+
+    def close(self) -> None:
+        for connection in self._connections:
+            connection.close()
+        self._connections.clear()
+        self.context.term()
+
+
+class Publisher:
+    def __init__(self, bus: Bus, socket: zmq.Socket) -> None:
+        self._bus = bus
+        self._socket = socket
+        self._seq = 0
+        self._published = bus.metrics.published
+
+    def publish(
+        self,
+        topic: str,
+        payload: Payload,
+        *,
+        ts_event_ns: int,
+        trace_id: str | None = None,
+    ) -> wire.Envelope:
+        self._seq += 1
+        envelope = wire.Envelope(
+            topic=topic,
+            publisher=self._bus.publisher_id,
+            seq=self._seq,
+            ts_event_ns=ts_event_ns,
+            ts_send_ns=time.time_ns(),
+            trace_id=trace_id or new_trace_id(),
+            payload=payload,
+        )
+        self._socket.send(wire.encode(envelope), copy=False)
+        self._published.labels(type(payload).__name__).inc()
+        return envelope
+
+
+class Subscriber:
+    """Yields decoded envelopes; skips (and counts) malformed frames; counts sequence gaps."""
+
+    def __init__(self, bus: Bus, socket: zmq.asyncio.Socket) -> None:
+        self._bus = bus
+        self._socket = socket
+        self._last_seq: dict[str, int] = {}
+        self.last_heartbeat_ns = 0
+
+    async def __aiter__(self) -> AsyncIterator[wire.Envelope]:
+        metrics = self._bus.metrics
+        while True:
+            frame = await self._socket.recv(copy=False)
+            try:
+                envelope = wire.decode(frame.buffer)
+            except CodecError as exc:
+                metrics.malformed.inc()
+                log.warning("Dropped a malformed message: %s", exc)
+                continue
+            self._track_sequence(envelope)
+            if isinstance(envelope.payload, Heartbeat):
+                self.last_heartbeat_ns = time.time_ns()
+                continue
+            metrics.received.labels(type(envelope.payload).__name__).inc()
+            yield envelope
+
+    def _track_sequence(self, envelope: wire.Envelope) -> None:
+        last = self._last_seq.get(envelope.publisher)
+        self._last_seq[envelope.publisher] = envelope.seq
+        if last is None or envelope.seq == last + 1:
+            return
+        if envelope.seq <= last:
+            log.info("Publisher %s restarted its sequence.", envelope.publisher)
+            return
+        missed = envelope.seq - last - 1
+        self._bus.metrics.gaps.labels(envelope.publisher).inc(missed)
+        log.warning(
+            "Missed %d message(s) from %s (sequence %d after %d).",
+            missed,
+            envelope.publisher,
+            envelope.seq,
+            last,
+        )
+
+
+class Requester:
+    """Request/reply through the broker, many requests in flight, each with its own timeout."""
+
+    def __init__(self, bus: Bus, socket: zmq.asyncio.Socket) -> None:
+        self._bus = bus
+        self._socket = socket
+        self._ids = itertools.count(1)
+        self._pending: dict[bytes, asyncio.Future[wire.Envelope]] = {}
+        self._seq = 0
+        self._reader = asyncio.get_running_loop().create_task(self._read_replies())
+
+    async def request(
+        self, topic: str, payload: Payload, *, timeout_s: float, trace_id: str | None = None
+    ) -> wire.Envelope:
+        """Send and wait for the reply; `BusError` if none arrives within `timeout_s`."""
+        request_id = next(self._ids).to_bytes(8, "big")
+        self._seq += 1
+        now = time.time_ns()
+        envelope = wire.Envelope(
+            topic, self._bus.publisher_id, self._seq, now, now, trace_id or new_trace_id(), payload
+        )
+        future: asyncio.Future[wire.Envelope] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await self._socket.send_multipart([request_id, wire.encode(envelope)], zmq.NOBLOCK)
+            reply = await asyncio.wait_for(future, timeout_s)
+        except (TimeoutError, zmq.Again) as exc:
+            self._bus.metrics.requests.labels("timeout").inc()
+            raise BusError(f"no reply to {topic} within {timeout_s:g} s") from exc
+        finally:
+            self._pending.pop(request_id, None)
+        self._bus.metrics.requests.labels("ok").inc()
+        return reply
+
+    async def _read_replies(self) -> None:
+        while True:
+            frames = await self._socket.recv_multipart()
+            if len(frames) != 2:
+                self._bus.metrics.malformed.inc()
+                continue
+            future = self._pending.get(frames[0])
+            if future is None or future.done():
+                continue  # a reply after its timeout: the caller has already given up
+            try:
+                future.set_result(wire.decode(frames[1]))
+            except CodecError as exc:
+                self._bus.metrics.malformed.inc()
+                future.set_exception(BusError(f"malformed reply: {exc}"))
+
+    def close(self) -> None:
+        self._reader.cancel()
+
+
+Handler = Callable[[wire.Envelope], Awaitable[Payload]]
+
+
+class Responder:
+    """Serves requests arriving through the broker, one at a time, in arrival order."""
+
+    def __init__(self, bus: Bus, socket: zmq.asyncio.Socket) -> None:
+        self._bus = bus
+        self._socket = socket
+        self._seq = 0
+
+    async def serve(self, topic: str, handler: Handler) -> None:
+        metrics = self._bus.metrics
+        while True:
+            frames = await self._socket.recv_multipart()
+            if len(frames) != 3:
+                metrics.malformed.inc()
+                log.warning("Dropped a request of %d frames (expected 3).", len(frames))
+                continue
+            identity, request_id, body = frames
+            try:
+                request = wire.decode(body)
+            except CodecError as exc:
+                metrics.malformed.inc()
+                log.warning("Dropped a malformed request: %s", exc)
+                continue
+            metrics.received.labels(type(request.payload).__name__).inc()
+            reply = await handler(request)
+            self._seq += 1
+            now = time.time_ns()
+            envelope = wire.Envelope(
+                topic, self._bus.publisher_id, self._seq, now, now, request.trace_id, reply
+            )
+            await self._socket.send_multipart([identity, request_id, wire.encode(envelope)])
+            metrics.published.labels(type(reply).__name__).inc()
