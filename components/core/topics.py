@@ -8,6 +8,7 @@ TRADES = "md.trade."
 QUOTES = "md.quote."
 BARS = "md.bar."
 SIGNALS = "strategy.signal"
+RISK_CHECK = "risk.check"  # request/reply: CheckSignal → SignalChecked
 APPROVED_ORDERS = "risk.order"
 RISK_STATE = "risk.state"
 ORDER_UPDATES = "exec.order"
