@@ -209,7 +209,8 @@ def load_spec(path: str | Path) -> tuple[str, TradingSystemSpec]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise ConfigError(str(path), [f"{where}: not valid YAML: {exc}"]) from exc
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(str(path), [f"{where}: not valid YAML: {problem}"]) from exc
     return parse_spec(document, str(path))
 
 

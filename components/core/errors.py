@@ -24,8 +24,11 @@ class ConfigError(TradingSystemError, ValueError):
     def __init__(self, source: str, problems: Sequence[str]) -> None:
         self.source = source
         self.problems = list(problems)
-        lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"invalid config {source}: {len(self.problems)} error(s)\n{lines}")
+        if len(self.problems) == 1:
+            super().__init__(f"invalid config {source}: {self.problems[0]}")
+        else:
+            lines = "".join(f"\n  {problem}" for problem in self.problems)
+            super().__init__(f"invalid config {source}: {len(self.problems)} errors{lines}")
 
 
 class CodecError(TradingSystemError, ValueError):

@@ -20,7 +20,7 @@ SEPARATOR = b"\x00"
 class Envelope(msgspec.Struct, frozen=True, array_like=True, gc=False):
     topic: str
     publisher: str
-    seq: int  # monotonic per publisher, from 1; subscribers detect gaps with it
+    seq: int  # from 1, per publisher and topic, so that subscribers to any prefix see gaps
     ts_event_ns: int
     ts_send_ns: int
     trace_id: str  # follows a cause to its effects: tick → signal → order → fill
@@ -36,19 +36,18 @@ def encode(envelope: Envelope) -> bytes:
     return b"".join((envelope.topic.encode(), SEPARATOR, _encoder.encode(envelope)))
 
 
-def decode(frame: bytes | memoryview) -> Envelope:
+def decode(frame: bytes) -> Envelope:
     """Decode one frame; anything malformed is a `CodecError` naming what is wrong."""
-    view = memoryview(frame)
-    cut = bytes(view[:256]).find(SEPARATOR)
+    cut = frame.find(SEPARATOR, 0, 256)
     if cut < 0:
         raise CodecError("frame has no topic separator")
     try:
-        envelope = _decoder.decode(view[cut + 1 :])
+        envelope = _decoder.decode(memoryview(frame)[cut + 1 :])
     except msgspec.DecodeError as exc:
-        raise CodecError(f"bad envelope on topic {bytes(view[:cut])!r}: {exc}") from exc
-    if envelope.topic.encode() != view[:cut]:
+        raise CodecError(f"bad envelope on topic {frame[:cut]!r}: {exc}") from exc
+    if envelope.topic.encode() != frame[:cut]:
         raise CodecError(
-            f"topic prefix {bytes(view[:cut])!r} does not match envelope topic {envelope.topic!r}"
+            f"topic prefix {frame[:cut]!r} does not match envelope topic {envelope.topic!r}"
         )
     return envelope
 

@@ -17,7 +17,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import prometheus_client as prom
 import zmq
@@ -189,10 +189,12 @@ class Bus:
 
 
 class Publisher:
+    """Publishes envelopes numbered per topic, so that a subscriber to any prefix can see gaps."""
+
     def __init__(self, bus: Bus, socket: zmq.Socket) -> None:
         self._bus = bus
         self._socket = socket
-        self._seq = 0
+        self._seq: dict[str, int] = {}
         self._published = bus.metrics.published
 
     def publish(
@@ -203,11 +205,11 @@ class Publisher:
         ts_event_ns: int,
         trace_id: str | None = None,
     ) -> wire.Envelope:
-        self._seq += 1
+        seq = self._seq[topic] = self._seq.get(topic, 0) + 1
         envelope = wire.Envelope(
             topic=topic,
             publisher=self._bus.publisher_id,
-            seq=self._seq,
+            seq=seq,
             ts_event_ns=ts_event_ns,
             ts_send_ns=time.time_ns(),
             trace_id=trace_id or new_trace_id(),
@@ -219,20 +221,30 @@ class Publisher:
 
 
 class Subscriber:
-    """Yields decoded envelopes; skips (and counts) malformed frames; counts sequence gaps."""
+    """Receives decoded envelopes; skips (and counts) malformed frames; counts sequence gaps.
+
+    Iterate it (`async for envelope in subscriber`) or call `recv()`; cancelling a pending
+    `recv()` loses nothing and leaves the subscriber usable.
+    """
 
     def __init__(self, bus: Bus, socket: zmq.asyncio.Socket) -> None:
         self._bus = bus
         self._socket = socket
-        self._last_seq: dict[str, int] = {}
+        self._last_seq: dict[tuple[str, str], int] = {}
         self.last_heartbeat_ns = 0
 
-    async def __aiter__(self) -> AsyncIterator[wire.Envelope]:
+    def __aiter__(self) -> Subscriber:
+        return self
+
+    async def __anext__(self) -> wire.Envelope:
+        return await self.recv()
+
+    async def recv(self) -> wire.Envelope:
         metrics = self._bus.metrics
         while True:
-            frame = await self._socket.recv(copy=False)
+            frame = await self._socket.recv()  # copying small frames beats zero-copy handles
             try:
-                envelope = wire.decode(frame.buffer)
+                envelope = wire.decode(frame)
             except CodecError as exc:
                 metrics.malformed.inc()
                 log.warning("Dropped a malformed message: %s", exc)
@@ -242,11 +254,12 @@ class Subscriber:
                 self.last_heartbeat_ns = time.time_ns()
                 continue
             metrics.received.labels(type(envelope.payload).__name__).inc()
-            yield envelope
+            return envelope
 
     def _track_sequence(self, envelope: wire.Envelope) -> None:
-        last = self._last_seq.get(envelope.publisher)
-        self._last_seq[envelope.publisher] = envelope.seq
+        key = (envelope.publisher, envelope.topic)
+        last = self._last_seq.get(key)
+        self._last_seq[key] = envelope.seq
         if last is None or envelope.seq == last + 1:
             return
         if envelope.seq <= last:
@@ -255,9 +268,10 @@ class Subscriber:
         missed = envelope.seq - last - 1
         self._bus.metrics.gaps.labels(envelope.publisher).inc(missed)
         log.warning(
-            "Missed %d message(s) from %s (sequence %d after %d).",
+            "Missed %d message(s) from %s on %s (sequence %d after %d).",
             missed,
             envelope.publisher,
+            envelope.topic,
             envelope.seq,
             last,
         )
