@@ -1,0 +1,170 @@
+"""The `MarketData` component on the real broker proxies: it publishes quotes, trades and bars
+on their topics, a bar closed by a trade carries that trade's trace id, and a replay that ends
+leaves the component up, with its bad rows counted by reason."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import prometheus_client as prom
+import pytest
+
+from components.broker.service import Broker
+from components.core import topics, wire
+from components.core.config import TradingSystemSpec
+from components.core.errors import ConfigError
+from components.core.events import Bar, Quote, Trade
+from components.marketdata.service import MarketData
+from components.runtime.bus import Bus
+from components.runtime.settings import BrokerEndpoints
+from tests.conftest import make_settings
+
+
+@contextlib.asynccontextmanager
+async def _running(component: MarketData) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(component.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await component.close()
+        component._close_bus()
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+
+
+def _marketdata(
+    document: dict[str, object], endpoints: BrokerEndpoints, tmp_path: Path
+) -> MarketData:
+    spec = TradingSystemSpec.model_validate(document)
+    settings = make_settings("marketdata", endpoints, tmp_path)
+    return MarketData(spec, settings, prom.CollectorRegistry())
+
+
+async def test_run_when_synthetic_then_publishes_quotes_trades_and_traced_bars(
+    broker: Broker, endpoints: BrokerEndpoints, tmp_path: Path
+) -> None:
+    marketdata = _marketdata(
+        {
+            "symbols": ["AAPL", "MSFT"],
+            "marketdata": {"feed": {"synthetic": {"tick_interval_ms": 10}}},
+        },
+        endpoints,
+        tmp_path,
+    )
+    bus = Bus(endpoints, "listener", prom.CollectorRegistry())
+    trades: dict[str, wire.Envelope] = {}
+    seen: dict[type, list[wire.Envelope]] = {Quote: [], Trade: [], Bar: []}
+    try:
+        messages = aiter(bus.subscriber([topics.MARKET_DATA]))
+        async with _running(marketdata), asyncio.timeout(10):
+            while len(seen[Bar]) < 2 or not any(b.trace_id in trades for b in seen[Bar]):
+                envelope = await anext(messages)
+                seen[type(envelope.payload)].append(envelope)
+                if isinstance(envelope.payload, Trade):
+                    trades[envelope.trace_id] = envelope
+            status = marketdata.status()
+    finally:
+        bus.close()
+    assert {e.topic for e in seen[Quote]} == {"md.quote.AAPL", "md.quote.MSFT"}
+    assert {e.topic for e in seen[Trade]} == {"md.trade.AAPL", "md.trade.MSFT"}
+    for envelope in seen[Bar]:
+        bar = envelope.payload
+        assert isinstance(bar, Bar)
+        assert envelope.topic == f"md.bar.1s.{bar.symbol}"
+        assert bar.ts_close_ns - bar.ts_open_ns == 1_000_000_000
+        if envelope.trace_id in trades:  # closed by this trade: the first of the next bar
+            closer = trades[envelope.trace_id].payload
+            assert isinstance(closer, Trade)
+            assert closer.symbol == bar.symbol and closer.ts_event_ns >= bar.ts_close_ns
+    assert status["feed"] == {"kind": "synthetic", "state": "running"}
+    assert set(status["last_prices"]["AAPL"]) == {"bid", "ask", "last"}
+
+
+async def test_run_when_replay_ends_then_idles_finished_with_drops_counted(
+    broker: Broker, endpoints: BrokerEndpoints, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    path = tmp_path / "ticks.csv"
+    path.write_text(
+        "ts,symbol,kind,price,size,bid_price,bid_size,ask_price,ask_size\n"
+        "1000000000,AAPL,trade,10.00,5,,,,\n"
+        "1500000000,AAPL,quote,,,10.02,1,10.01,1\n"  # crossed
+        "1600000000,AAPL,trade,NaN,5,,,,\n"
+        "1700000000,TSLA,trade,200,1,,,,\n"  # not a symbol of the system
+        "2100000000,AAPL,trade,10.10,5,,,,\n"
+        "2200000000,AAPL,trade,10.20,10,,,,\n"
+    )
+    marketdata = _marketdata(
+        {
+            "symbols": ["AAPL"],
+            "marketdata": {
+                "feed": {"kind": "replay", "replay": {"path": str(path), "speed": 0}},
+                "bar_intervals_s": [1, 5],
+            },
+            "strategy": {"bar_interval_s": 1},
+        },
+        endpoints,
+        tmp_path,
+    )
+    registry = marketdata.registry
+    async with _running(marketdata) as task:
+        await _until(lambda: marketdata.feed_state == "finished")
+        await asyncio.sleep(0.05)
+        assert not task.done()  # idles instead of exiting
+        status = marketdata.status()
+        assert marketdata.readiness()["feed"] is True
+
+    def published(kind: str) -> float | None:
+        return registry.get_sample_value("marketdata_events_published_total", {"kind": kind})
+
+    def dropped(reason: str) -> float | None:
+        return registry.get_sample_value("marketdata_events_dropped_total", {"reason": reason})
+
+    assert (published("trade"), published("quote")) == (3, None)
+    assert published("bar") == 3  # 1s: [1,2) and [2,3) flushed at the end; 5s: [0,5)
+    assert (dropped("crossed_quote"), dropped("invalid_price"), dropped("unknown_symbol")) == (
+        1,
+        1,
+        1,
+    )
+    assert dropped("time_backwards") == 0
+    assert status["feed"] == {"kind": "replay", "state": "finished"}
+    assert status["dropped"] == {"crossed_quote": 1, "invalid_price": 1, "unknown_symbol": 1}
+    assert status["last_prices"] == {"AAPL": {"last": "10.20"}}
+    assert "Feed finished after 6 events published; idling until stopped." in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot read it: No such file or directory"),
+        ("ts,symbol,kind\n", "header lacks column(s) price, size, bid_price"),
+    ],
+)
+def test_init_when_replay_file_unusable_then_config_error_names_field(
+    endpoints: BrokerEndpoints, tmp_path: Path, content: str | None, problem: str
+) -> None:
+    path = tmp_path / "ticks.csv"
+    if content is not None:
+        path.write_text(content)
+    document = {
+        "symbols": ["AAPL"],
+        "marketdata": {"feed": {"kind": "replay", "replay": {"path": str(path)}}},
+    }
+    with pytest.raises(ConfigError) as caught:
+        _marketdata(document, endpoints, tmp_path)
+    (line,) = caught.value.problems
+    assert line.startswith(f"marketdata.feed.replay.path: {str(path)!r}: {problem}")
