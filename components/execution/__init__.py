@@ -1,0 +1,1 @@
+"""The execution engine: sends each approved order to a venue once and reports what happened."""

@@ -1,0 +1,1 @@
+"""Venues orders are sent to; each implements `venues.base.Venue`."""

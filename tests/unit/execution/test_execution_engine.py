@@ -1,0 +1,189 @@
+"""The execution engine without a broker: an order is logged, acknowledged and sent once; a
+duplicate is dropped, also after a restart; halted or stale orders are refused; shutdown cancels
+what is still working and publishes the cancels."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import prometheus_client as prom
+import pytest
+
+from components.core import topics, wire
+from components.core.config import TradingSystemSpec
+from components.core.events import (
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Payload,
+    Quote,
+    Side,
+)
+from components.execution import orderlog
+from components.execution.service import ExecutionEngine
+from components.runtime.settings import BrokerEndpoints
+from tests.conftest import make_settings
+
+D = Decimal
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Payload, str | None]] = []
+
+    def publish(
+        self, topic: str, payload: Payload, *, ts_event_ns: int, trace_id: str | None = None
+    ) -> None:
+        self.sent.append((topic, payload, trace_id))
+
+
+Start = Callable[[TradingSystemSpec], ExecutionEngine]
+
+
+@pytest.fixture
+async def start(endpoints: BrokerEndpoints, tmp_path: Path) -> AsyncIterator[Start]:
+    """Engines on `tmp_path`, restored, with a recording publisher and an AAPL quote."""
+    started: list[ExecutionEngine] = []
+
+    def restored(spec: TradingSystemSpec) -> ExecutionEngine:
+        engine = make(spec, endpoints, tmp_path)
+        started.append(engine)
+        return engine
+
+    yield restored
+    for engine in started:
+        await engine.close()
+
+
+def make(spec: TradingSystemSpec, endpoints: BrokerEndpoints, tmp_path: Path) -> ExecutionEngine:
+    settings = make_settings("execution", endpoints, tmp_path)
+    engine = ExecutionEngine(spec, settings, prom.CollectorRegistry())
+    engine.restore()
+    engine._publisher = RecordingPublisher()  # type: ignore[assignment]
+    engine.venue.on_quote(
+        Quote(
+            symbol="AAPL",
+            bid_price=D("99.98"),
+            bid_size=D(1),
+            ask_price=D("100.02"),
+            ask_size=D(1),
+            ts_event_ns=1,
+        )
+    )
+    return engine
+
+
+def sent(engine: ExecutionEngine) -> list[tuple[str, Payload, str | None]]:
+    return engine._publisher.sent  # type: ignore[union-attr]
+
+
+async def deliver(engine: ExecutionEngine, order: Order) -> None:
+    envelope = wire.Envelope(topics.APPROVED_ORDERS, "risk", 1, 1, 1, "trace-9", order)
+    await engine.on_order(order, envelope)
+    while not engine.venue.reports.empty():
+        engine.on_report(engine.venue.reports.get_nowait())
+
+
+def order(client_order_id: str = "c1", limit_price: str | None = None) -> Order:
+    now = time.time_ns()
+    return Order(
+        client_order_id=client_order_id,
+        signal_id="s1",
+        symbol="AAPL",
+        side=Side.BUY,
+        quantity=D(10),
+        ts_event_ns=now,
+        ts_origin_ns=now - 2_000_000,
+        order_type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
+        limit_price=None if limit_price is None else D(limit_price),
+    )
+
+
+@pytest.fixture
+def spec() -> TradingSystemSpec:
+    return TradingSystemSpec(symbols=["AAPL", "MSFT"])
+
+
+async def test_on_order_when_new_then_logged_acknowledged_sent_and_reported(
+    spec: TradingSystemSpec, start: Start, tmp_path: Path
+) -> None:
+    engine = start(spec)
+    await deliver(engine, order())
+    kinds = [
+        (topic, p.status if isinstance(p, OrderUpdate) else "fill", trace)
+        for topic, p, trace in sent(engine)
+    ]
+    assert kinds == [
+        (topics.ORDER_UPDATES, OrderStatus.PENDING_NEW, "trace-9"),
+        (topics.ORDER_UPDATES, OrderStatus.NEW, "trace-9"),
+        (topics.FILLS, "fill", "trace-9"),
+        (topics.ORDER_UPDATES, OrderStatus.FILLED, "trace-9"),
+    ]
+    registry = engine.registry
+    assert registry.get_sample_value("execution_fills_total") == 1
+    assert registry.get_sample_value("execution_orders_total", {"status": "filled"}) == 1
+    assert registry.get_sample_value("execution_tick_to_order_seconds_count") == 1
+    records, _, _ = orderlog.read(tmp_path / "execution" / orderlog.ORDER_LOG_NAME)
+    assert isinstance(records[0], orderlog.OrderReceived)
+    assert engine.orders.open == {}
+
+
+async def test_on_order_when_same_id_again_then_dropped_and_counted(
+    spec: TradingSystemSpec, start: Start, tmp_path: Path
+) -> None:
+    engine = start(spec)
+    await deliver(engine, order())
+    await deliver(engine, order())
+    assert sum(isinstance(p, Fill) for _, p, _ in sent(engine)) == 1
+    assert engine.registry.get_sample_value("execution_duplicate_orders_total") == 1
+
+
+async def test_on_order_when_id_sent_before_restart_then_not_sent_again(
+    spec: TradingSystemSpec, start: Start, tmp_path: Path
+) -> None:
+    engine = start(spec)
+    await deliver(engine, order())
+    await engine.close()
+    again = start(spec)
+    await deliver(again, order())
+    assert sent(again) == []
+    assert again.registry.get_sample_value("execution_duplicate_orders_total") == 1
+
+
+async def test_on_order_when_halted_then_refused_and_never_sent(
+    spec: TradingSystemSpec, start: Start, tmp_path: Path
+) -> None:
+    engine = start(spec.model_copy(update={"halted": True}))
+    await deliver(engine, order())
+    [(_, update, _)] = sent(engine)
+    assert isinstance(update, OrderUpdate)
+    assert (update.status, update.reason) == (OrderStatus.REJECTED, "HALTED: by=spec.halted")
+
+
+async def test_on_order_when_older_than_approval_timeout_then_refused_as_expired(
+    spec: TradingSystemSpec, start: Start, tmp_path: Path
+) -> None:
+    engine = start(spec)
+    await deliver(engine, msgspec.structs.replace(order(), ts_event_ns=1))
+    [(_, update, _)] = sent(engine)
+    assert isinstance(update, OrderUpdate) and update.reason.startswith("APPROVAL_EXPIRED: ")
+
+
+async def test_close_when_orders_resting_then_canceled_and_published(
+    spec: TradingSystemSpec, start: Start, tmp_path: Path
+) -> None:
+    engine = start(spec)
+    await deliver(engine, order(limit_price="90"))
+    assert list(engine.orders.open) == ["c1"]
+    await engine.close()
+    last = sent(engine)[-1][1]
+    assert isinstance(last, OrderUpdate) and last.status is OrderStatus.CANCELED
+    log, orders = orderlog.OrderLog.open(tmp_path / "execution" / orderlog.ORDER_LOG_NAME)
+    log.close()
+    assert orders.open == {}

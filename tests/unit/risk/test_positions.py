@@ -1,0 +1,184 @@
+"""The position book: opening, increasing, reducing, closing and flipping positions, fees, marks,
+and the accounting identity (equity - initial cash == realized + unrealized) for any fills."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from components.core.events import Fill, Side
+from components.risk.positions import PositionBook
+
+D = Decimal
+_ids = itertools.count(1)
+
+
+def fill(side: Side, quantity: str | int, price: str | int, fee: str = "0", symbol: str = "AAPL"):  # type: ignore[no-untyped-def]
+    return Fill(
+        fill_id=f"f{next(_ids)}",
+        client_order_id="c1",
+        symbol=symbol,
+        side=side,
+        quantity=D(quantity),
+        price=D(price),
+        fee=D(fee),
+        venue="test",
+        ts_event_ns=1,
+    )
+
+
+def book_with(*fills: Fill, cash: str = "10000") -> PositionBook:
+    book = PositionBook(D(cash))
+    for f in fills:
+        book.apply_fill(f)
+    return book
+
+
+def test_apply_fill_when_opening_long_then_quantity_cost_and_cash_follow() -> None:
+    book = book_with(fill(Side.BUY, 10, 100))
+    holding = book.holdings["AAPL"]
+    assert (holding.quantity, holding.avg_price, holding.realized_pnl) == (D(10), D(100), D(0))
+    assert book.cash == D(9000)
+
+
+def test_apply_fill_when_increasing_then_average_price_is_vwap() -> None:
+    book = book_with(fill(Side.BUY, 10, 100), fill(Side.BUY, 30, 104))
+    assert book.holdings["AAPL"].avg_price == D(103)
+    assert book.holdings["AAPL"].cost == D(4120)
+
+
+def test_apply_fill_when_reducing_then_realizes_against_average_and_keeps_it() -> None:
+    book = book_with(fill(Side.BUY, 10, 100), fill(Side.BUY, 30, 104), fill(Side.SELL, 15, 110))
+    holding = book.holdings["AAPL"]
+    assert (holding.quantity, holding.avg_price, holding.realized_pnl) == (D(25), D(103), D(105))
+
+
+def test_apply_fill_when_closing_then_flat_with_all_pnl_realized() -> None:
+    book = book_with(fill(Side.BUY, 40, 103), fill(Side.SELL, 15, 110), fill(Side.SELL, 25, 100))
+    holding = book.holdings["AAPL"]
+    assert (holding.quantity, holding.cost, holding.avg_price) == (D(0), D(0), D(0))
+    assert holding.realized_pnl == D(105) - D(75)
+    assert book.cash == D(10000) + D(30)
+
+
+def test_apply_fill_when_flipping_through_zero_then_closes_and_opens_at_fill_price() -> None:
+    book = book_with(fill(Side.BUY, 10, 100), fill(Side.SELL, 25, 90))
+    holding = book.holdings["AAPL"]
+    assert (holding.quantity, holding.avg_price, holding.realized_pnl) == (D(-15), D(90), D(-100))
+
+
+def test_apply_fill_when_covering_a_short_then_realizes_the_fall() -> None:
+    book = book_with(fill(Side.SELL, 10, 50), fill(Side.BUY, 4, 45))
+    holding = book.holdings["AAPL"]
+    assert (holding.quantity, holding.avg_price, holding.realized_pnl) == (D(-6), D(50), D(20))
+    assert book.cash == D(10000) + D(500) - D(180)
+
+
+def test_apply_fill_when_fee_paid_then_cash_and_realized_pnl_drop_by_it() -> None:
+    book = book_with(fill(Side.BUY, 10, 100, fee="1.25"))
+    assert book.cash == D("8998.75")
+    assert book.realized_pnl == D("-1.25")
+    assert book.fees == D("1.25")
+
+
+def test_apply_fill_when_average_does_not_divide_then_identity_stays_exact() -> None:
+    book = book_with(fill(Side.BUY, 1, 3), fill(Side.BUY, 1, 3), fill(Side.BUY, 1, 4))
+    book.apply_fill(fill(Side.SELL, 1, 5))
+    assert book.holdings["AAPL"].realized_pnl == D("1.6666666667")
+    marks = {"AAPL": D("4.5")}
+    assert book.equity(marks) - book.initial_cash == book.realized_pnl + book.unrealized_pnl(
+        marks=marks
+    )
+
+
+def test_equity_when_marked_then_cash_plus_positions_at_mark() -> None:
+    book = book_with(fill(Side.BUY, 10, 100), fill(Side.SELL, 5, 20, symbol="MSFT"))
+    book.mark("AAPL", D(105))
+    book.mark("MSFT", D(22))
+    assert book.equity() == D(9000) + D(100) + D(1050) - D(110)
+    assert book.unrealized_pnl("AAPL") == D(50)
+    assert book.unrealized_pnl("MSFT") == D(-10)
+    assert book.unrealized_pnl() == D(40)
+
+
+def test_equity_when_symbol_has_no_mark_then_it_counts_at_cost() -> None:
+    book = book_with(fill(Side.BUY, 10, 100))
+    assert book.equity() == D(10000)
+    assert book.unrealized_pnl("AAPL") == D(0)
+
+
+@pytest.mark.parametrize(
+    ("quantity", "price", "fee"),
+    [("0", "1", "0"), ("1", "0", "0"), ("1", "1", "-1"), ("NaN", "1", "0")],
+)
+def test_apply_fill_when_fill_malformed_then_value_error(
+    quantity: str, price: str, fee: str
+) -> None:
+    book = PositionBook(D(100))
+    with pytest.raises(ValueError, match="quantity and price must be > 0 and fee >= 0"):
+        book.apply_fill(fill(Side.BUY, quantity, price, fee=fee))
+    assert book.cash == D(100) and not book.holdings
+
+
+def test_snapshot_when_symbols_traded_then_positions_sorted_by_symbol() -> None:
+    book = book_with(fill(Side.BUY, 2, 10, symbol="MSFT"), fill(Side.BUY, 1, 10, symbol="AAPL"))
+    snapshot = book.snapshot(ts_event_ns=7)
+    assert [(p.symbol, p.quantity, p.ts_event_ns) for p in snapshot] == [
+        ("AAPL", D(1), 7),
+        ("MSFT", D(2), 7),
+    ]
+
+
+# --- properties -----------------------------------------------------------------------------
+
+prices = st.decimals(min_value=D("0.01"), max_value=D(1000), places=2)
+fills = st.lists(
+    st.tuples(
+        st.sampled_from([Side.BUY, Side.SELL]),
+        st.integers(min_value=1, max_value=500),
+        prices,
+        st.decimals(min_value=D(0), max_value=D(5), places=2),
+        st.sampled_from(["AAPL", "MSFT"]),
+    ),
+    max_size=40,
+)
+
+
+@given(fills, prices, prices)
+def test_book_when_any_fills_then_equity_change_is_realized_plus_unrealized(
+    trades: list[tuple[Side, int, Decimal, Decimal, str]], aapl: Decimal, msft: Decimal
+) -> None:
+    book = PositionBook(D(100_000))
+    flows, held = D(0), {"AAPL": D(0), "MSFT": D(0)}
+    for side, quantity, price, fee, symbol in trades:
+        book.apply_fill(fill(side, quantity, price, fee=str(fee), symbol=symbol))
+        flows -= side.sign * quantity * price + fee
+        held[symbol] += side.sign * quantity
+    marks = {"AAPL": aapl, "MSFT": msft}
+    change = book.equity(marks) - book.initial_cash
+    assert change == flows + sum(held[s] * marks[s] for s in held)
+    assert change == book.realized_pnl + book.unrealized_pnl(marks=marks)
+    assert {s: book.quantity(s) for s in held} == held
+
+
+@given(
+    st.integers(min_value=1, max_value=500),
+    st.integers(min_value=1, max_value=500),
+    prices,
+    prices,
+    st.decimals(min_value=D(0), max_value=D(5), places=2),
+)
+def test_book_when_fill_flips_position_then_same_as_close_then_open(
+    held: int, beyond: int, entry: Decimal, exit_price: Decimal, fee: Decimal
+) -> None:
+    one = book_with(fill(Side.BUY, held, entry), cash="100000")
+    one.apply_fill(fill(Side.SELL, held + beyond, exit_price, fee=str(fee)))
+    two = book_with(fill(Side.BUY, held, entry), cash="100000")
+    two.apply_fill(fill(Side.SELL, held, exit_price, fee=str(fee)))
+    two.apply_fill(fill(Side.SELL, beyond, exit_price))
+    assert one.holdings == two.holdings
+    assert one.cash == two.cash

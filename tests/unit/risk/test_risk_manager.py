@@ -1,0 +1,315 @@
+"""The risk manager's decisions without a broker: each rejection reason, approvals that are logged
+before they are published, fills, acknowledgements, expiry of unacknowledged approvals, order ids,
+and a restart that replays the state log to the same state."""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import prometheus_client as prom
+import pytest
+
+from components.core import topics, wire
+from components.core.config import TradingSystemSpec
+from components.core.events import (
+    CheckSignal,
+    Fill,
+    Heartbeat,
+    Order,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Payload,
+    Quote,
+    Side,
+    Signal,
+)
+from components.risk import statelog
+from components.risk.service import RiskManager
+from components.runtime.settings import BrokerEndpoints
+from tests.conftest import make_settings
+
+D = Decimal
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Payload, str | None]] = []
+
+    def publish(
+        self, topic: str, payload: Payload, *, ts_event_ns: int, trace_id: str | None = None
+    ) -> None:
+        self.sent.append((topic, payload, trace_id))
+
+
+def make_spec(**risk: Any) -> TradingSystemSpec:
+    limits = {"max_position": D(100), "max_notional": D(50_000)}
+    return TradingSystemSpec.model_validate(
+        {
+            "symbols": ["AAPL", "MSFT"],
+            "risk": {"limits": limits, "initial_cash": D(100_000), **risk},
+        }
+    )
+
+
+Start = Callable[[TradingSystemSpec], RiskManager]
+
+
+@pytest.fixture
+async def start(endpoints: BrokerEndpoints, tmp_path: Path) -> AsyncIterator[Start]:
+    """Risk managers on `tmp_path`, restored, with a recording publisher; closed at the end."""
+    started: list[RiskManager] = []
+
+    def restored(spec: TradingSystemSpec) -> RiskManager:
+        risk = make(spec, endpoints, tmp_path)
+        started.append(risk)
+        return risk
+
+    yield restored
+    for risk in started:
+        await risk.close()
+
+
+def make(spec: TradingSystemSpec, endpoints: BrokerEndpoints, tmp_path: Path) -> RiskManager:
+    risk = RiskManager(spec, make_settings("risk", endpoints, tmp_path), prom.CollectorRegistry())
+    risk.restore()
+    risk._publisher = RecordingPublisher()  # type: ignore[assignment]
+    risk.quotes["AAPL"] = Quote(
+        symbol="AAPL",
+        bid_price=D("99.90"),
+        bid_size=D(100),
+        ask_price=D("100.10"),
+        ask_size=D(100),
+        ts_event_ns=1,
+    )
+    return risk
+
+
+def published(risk: RiskManager) -> list[tuple[str, Payload, str | None]]:
+    return risk._publisher.sent  # type: ignore[union-attr]
+
+
+def request(
+    quantity: int = 10,
+    *,
+    symbol: str = "AAPL",
+    side: Side = Side.BUY,
+    signal_id: str = "s1",
+    deadline_ns: int | None = None,
+    **extra: Any,
+) -> wire.Envelope:
+    now = time.time_ns()
+    signal = Signal(
+        signal_id=signal_id,
+        strategy="test",
+        symbol=symbol,
+        side=side,
+        quantity=D(quantity),
+        ts_event_ns=now,
+        ts_origin_ns=now - 1000,
+        **extra,
+    )
+    check = CheckSignal(signal=signal, deadline_ns=deadline_ns or now + 10**9)
+    return wire.Envelope(topics.RISK_CHECK, "strategy", 1, now, now, "trace-1", check)
+
+
+def fill_for(order: Order, fill_id: str = "f1", quantity: int | None = None) -> Fill:
+    return Fill(
+        fill_id=fill_id,
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        quantity=order.quantity if quantity is None else D(quantity),
+        price=D("100.10"),
+        fee=D("0.01"),
+        venue="test",
+        ts_event_ns=1,
+    )
+
+
+def update_for(order: Order, status: OrderStatus) -> OrderUpdate:
+    return OrderUpdate(
+        client_order_id=order.client_order_id,
+        venue_order_id=None,
+        symbol=order.symbol,
+        status=status,
+        filled_quantity=D(0),
+        avg_fill_price=None,
+        ts_event_ns=1,
+    )
+
+
+@pytest.fixture
+def risk(start: Start) -> RiskManager:
+    return start(make_spec())
+
+
+async def test_check_when_within_limits_then_logs_publishes_order_and_approves(
+    risk: RiskManager, tmp_path: Path
+) -> None:
+    reply = await risk.on_check_signal(request())
+    assert reply.approved and reply.reason == ""
+    [(topic, order, trace_id)] = published(risk)
+    assert (topic, trace_id) == (topics.APPROVED_ORDERS, "trace-1")
+    assert isinstance(order, Order) and order.client_order_id == reply.client_order_id
+    assert (order.symbol, order.side, order.quantity) == ("AAPL", Side.BUY, D(10))
+    records = list(statelog.read(tmp_path / "risk" / statelog.STATE_LOG_NAME))
+    assert records[-1] == statelog.OrderApproved(ts_logged_ns=records[-1].ts_logged_ns, order=order)
+    assert risk.exposures()["AAPL"].pending_buy == D(10)
+    assert risk.registry.get_sample_value("risk_checks_total", {"outcome": "approved"}) == 1
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (lambda: request(deadline_ns=time.time_ns() - 5_000_000), "REQUEST_EXPIRED: signal_id=s1"),
+        (lambda: request(symbol="IBM"), "UNKNOWN_SYMBOL: symbol=IBM"),
+        (lambda: request(symbol="MSFT"), "NO_PRICE: symbol=MSFT"),
+        (lambda: request(0), "INVALID_SIGNAL: symbol=AAPL, problem=quantity must be > 0 (was 0)"),
+        (
+            lambda: request(order_type=OrderType.LIMIT),
+            "INVALID_SIGNAL: symbol=AAPL, problem=a limit order needs a limit price",
+        ),
+        (lambda: request(101), "POSITION_LIMIT_EXCEEDED: symbol=AAPL, position=101, limit=100"),
+    ],
+)
+async def test_check_when_signal_fails_a_rule_then_rejects_with_reason_and_no_order(
+    risk: RiskManager, build: Any, expected: str
+) -> None:
+    reply = await risk.on_check_signal(build())
+    assert not reply.approved and reply.client_order_id is None
+    assert reply.reason.startswith(expected)
+    assert published(risk) == []
+    code = expected.split(":")[0]
+    assert risk.registry.get_sample_value("risk_checks_total", {"outcome": "rejected"}) == 1
+    symbol = "unknown" if code == "UNKNOWN_SYMBOL" else build().payload.signal.symbol
+    assert (
+        risk.registry.get_sample_value("risk_rejections_total", {"reason": code, "symbol": symbol})
+        == 1
+    )
+
+
+async def test_check_when_halted_then_rejects_halted(start: Start) -> None:
+    risk = start(make_spec().model_copy(update={"halted": True}))
+    reply = await risk.on_check_signal(request())
+    assert reply.reason == "HALTED: symbol=AAPL, by=spec.halted"
+
+
+async def test_check_when_request_is_not_check_signal_then_rejects_invalid_request(
+    risk: RiskManager,
+) -> None:
+    envelope = wire.Envelope(topics.RISK_CHECK, "x", 1, 1, 1, "t", Heartbeat(ts_event_ns=1))
+    reply = await risk.on_check_signal(envelope)
+    assert reply.reason == "INVALID_REQUEST: payload=Heartbeat"
+
+
+async def test_check_when_pending_approvals_then_they_count_against_the_limit(
+    risk: RiskManager,
+) -> None:
+    assert (await risk.on_check_signal(request(60, signal_id="a"))).approved
+    reply = await risk.on_check_signal(request(60, signal_id="b"))
+    assert reply.reason.startswith("POSITION_LIMIT_EXCEEDED: symbol=AAPL, position=120")
+
+
+async def test_check_when_same_signal_again_then_same_order_id_and_no_second_order(
+    risk: RiskManager,
+) -> None:
+    first = await risk.on_check_signal(request())
+    again = await risk.on_check_signal(request())
+    assert again.approved and again.client_order_id == first.client_order_id
+    assert len(published(risk)) == 1
+
+
+async def test_on_fill_when_new_then_logged_applied_and_pending_reduced(
+    risk: RiskManager,
+) -> None:
+    await risk.on_check_signal(request())
+    order = published(risk)[0][1]
+    assert isinstance(order, Order)
+    risk.on_fill(fill_for(order, quantity=4))
+    assert risk.state.book.quantity("AAPL") == D(4)
+    assert risk.exposures()["AAPL"].pending_buy == D(6)
+    risk.on_fill(fill_for(order, quantity=4))  # the same fill id again
+    assert risk.state.book.quantity("AAPL") == D(4)
+    assert risk.registry.get_sample_value("risk_duplicate_fills_total") == 1
+    risk.on_fill(fill_for(order, "f2", quantity=6))
+    assert risk.state.approvals == {}
+
+
+async def test_on_order_update_when_rejected_by_venue_then_pending_released(
+    risk: RiskManager,
+) -> None:
+    await risk.on_check_signal(request())
+    order = published(risk)[0][1]
+    assert isinstance(order, Order)
+    risk.on_order_update(update_for(order, OrderStatus.PENDING_NEW))
+    assert risk.state.approvals[order.client_order_id].acknowledged
+    risk.on_order_update(update_for(order, OrderStatus.REJECTED))
+    assert risk.state.approvals == {}
+    assert "AAPL" not in risk.exposures()  # nothing filled, nothing pending
+
+
+async def test_expire_approvals_when_unacknowledged_past_timeout_then_released(
+    start: Start,
+) -> None:
+    risk = start(make_spec(approval_timeout_ms=100))
+    await risk.on_check_signal(request(signal_id="a"))
+    await risk.on_check_signal(request(signal_id="b"))
+    acked = published(risk)[1][1]
+    assert isinstance(acked, Order)
+    risk.on_order_update(update_for(acked, OrderStatus.NEW))
+    now = time.time_ns()
+    risk.expire_approvals(now + 50_000_000)
+    assert len(risk.state.approvals) == 2
+    risk.expire_approvals(now + 200_000_000)
+    assert list(risk.state.approvals) == [acked.client_order_id]
+    assert risk.registry.get_sample_value("risk_approvals_expired_total") == 1
+
+
+async def test_restore_when_restarted_on_same_data_dir_then_same_state_and_new_ids(
+    risk: RiskManager, start: Start
+) -> None:
+    await risk.on_check_signal(request(signal_id="a"))
+    await risk.on_check_signal(request(5, side=Side.SELL, signal_id="b"))
+    orders = [payload for _, payload, _ in published(risk)]
+    assert all(isinstance(o, Order) for o in orders)
+    risk.on_fill(fill_for(orders[0]))  # type: ignore[arg-type]
+    await risk.close()
+
+    again = start(make_spec())
+    assert again.state.book.snapshot(1) == risk.state.book.snapshot(1)
+    assert again.state.book.cash == risk.state.book.cash
+    assert list(again.state.approvals) == [orders[1].client_order_id]  # type: ignore[union-attr]
+    reply = await again.on_check_signal(request(signal_id="c"))
+    assert reply.client_order_id not in {o.client_order_id for o in orders}  # type: ignore[union-attr]
+    assert reply.client_order_id is not None and len(reply.client_order_id) <= 48
+
+
+def test_status_when_positions_then_shows_positions_cash_equity_and_pending(
+    risk: RiskManager,
+) -> None:
+    status = risk.status()
+    assert status["cash"] == "100000" and status["positions"] == []
+    assert status["pending_approvals"] == []
+    assert risk.readiness()["statelog"] is True
+
+
+async def test_check_when_state_log_cannot_be_written_then_rejects_and_publishes_nothing(
+    risk: RiskManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "risk" / statelog.STATE_LOG_NAME
+    size = path.stat().st_size
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(statelog.os, "fsync", disk_full)
+    reply = await risk.on_check_signal(request())
+    assert reply.reason == "STATE_LOG_FAILED: error=No space left on device"
+    assert published(risk) == [] and risk.state.approvals == {}
+    assert path.stat().st_size == size  # the half-written record was cut back
