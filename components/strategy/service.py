@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import prometheus_client as prom
@@ -107,7 +108,7 @@ class StrategyEngine(Component):
             signal.symbol,
             signal.reason,
         )
-        task = asyncio.create_task(self._check(signal, envelope.trace_id))
+        task = asyncio.create_task(self._check(signal, self._ask_risk(signal, envelope.trace_id)))
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
 
@@ -123,15 +124,19 @@ class StrategyEngine(Component):
             reason=intent.reason,
         )
 
-    async def _check(self, signal: Signal, trace_id: str) -> None:
-        """Ask the risk manager; anything but a clear approval counts as a rejection."""
+    def _ask_risk(self, signal: Signal, trace_id: str) -> Awaitable[wire.Envelope]:
+        """Send the risk check now (not when a task gets round to it): it is the hot path."""
         assert self._requester is not None
         timeout_s = self.spec.strategy.risk_timeout_ms / 1000
         request = CheckSignal(signal=signal, deadline_ns=time.time_ns() + int(timeout_s * 1e9))
+        return self._requester.request(
+            topics.RISK_CHECK, request, timeout_s=timeout_s, trace_id=trace_id
+        )
+
+    async def _check(self, signal: Signal, reply_due: Awaitable[wire.Envelope]) -> None:
+        """Wait for the risk manager; anything but a clear approval counts as a rejection."""
         try:
-            reply = await self._requester.request(
-                topics.RISK_CHECK, request, timeout_s=timeout_s, trace_id=trace_id
-            )
+            reply = await reply_due
         except BusError as exc:
             if isinstance(exc.__cause__, TimeoutError):
                 self.risk_checks.labels(TIMEOUT).inc()
