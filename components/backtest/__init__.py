@@ -1,0 +1,1 @@
+"""The event-driven backtest engine (the strategy and backtest issue fills it)."""

@@ -1,0 +1,323 @@
+"""`tradingsystem run`: the whole system as local processes, supervised the way Kubernetes would.
+
+Every component runs as its own child process, started exactly as its pod starts it
+(`tradingsystem component NAME --config FILE`, with its settings in the environment), on free
+ports on 127.0.0.1 and with its state under the data directory. A child that dies is restarted
+with exponential backoff and its restart count is shown, like a pod's. An observer on the bus feeds
+the live view; at the end the summary checks that the risk manager's state on disk equals what it
+held at start plus every fill seen on the bus.
+
+Stopping goes from the producers to the consumers (market data and strategy, then execution, then
+the risk manager, then the broker), so that every fill reaches the risk manager before it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import dataclasses
+import importlib.resources
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import prometheus_client as prom
+import yaml
+
+from components import catalog, dashboard
+from components.core.config import API_VERSION, KIND, TradingSystemSpec, load_spec, parse_spec
+from components.core.events import Fill, Order, OrderStatus, OrderUpdate, Quote, Signal, Trade
+from components.core.wire import Envelope
+from components.risk import statelog
+from components.runtime.bus import Bus
+from components.runtime.settings import BrokerEndpoints
+
+log = logging.getLogger(__name__)
+
+STOP_ORDER = ("marketdata", "strategy", "execution", "risk", "broker")
+BACKOFF_INITIAL_S, BACKOFF_MAX_S = 1.0, 30.0
+STABLE_AFTER_S = 30.0  # a child up this long starts its backoff again from the beginning
+READY_TIMEOUT_S = 30.0
+DRAIN_S = 0.5  # time for in-flight fills to reach the risk manager before it stops
+
+
+def default_document() -> dict[str, Any]:
+    text = importlib.resources.files("components").joinpath("defaults/local.yaml").read_text()
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the supervisor dies, so no child is orphaned."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclasses.dataclass
+class Child:
+    """One component process and what the supervisor knows of it."""
+
+    name: str
+    http_port: int
+    env: dict[str, str]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    last_exit: int | None = None
+    ready: bool = False
+    state: str = "pending"
+
+
+@dataclasses.dataclass
+class Activity:
+    """What the observer saw on the bus during this run."""
+
+    quotes: dict[str, Quote] = dataclasses.field(default_factory=dict)
+    last_trade: dict[str, Trade] = dataclasses.field(default_factory=dict)
+    signals: int = 0
+    orders: int = 0
+    fills: list[Fill] = dataclasses.field(default_factory=list)
+    rejected_orders: int = 0
+    recent: list[str] = dataclasses.field(default_factory=list)
+
+    def note(self, line: str) -> None:
+        self.recent.append(f"{time.strftime('%H:%M:%S')} {line}")
+        del self.recent[:-10]
+
+
+class Supervisor:
+    def __init__(self, name: str, spec: TradingSystemSpec, config: Path, data_dir: Path) -> None:
+        self.name = name
+        self.spec = spec
+        self.config = config
+        self.data_dir = data_dir
+        self.endpoints = BrokerEndpoints(
+            host="127.0.0.1",
+            publish_port=_free_port(),
+            subscribe_port=_free_port(),
+            request_port=_free_port(),
+            reply_port=_free_port(),
+        )
+        (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.children = {name: self._child(name) for name in catalog.COMPONENTS}
+        self.activity = Activity()
+        self.book_at_start = statelog.load_book(data_dir / "risk", spec.risk.initial_cash)
+        self.observed = statelog.load_book(data_dir / "risk", spec.risk.initial_cash)
+        self.listeners: list[Callable[[Envelope], None]] = []  # extra observers (benchmarks)
+        self.observed_topics = [""]  # everything: the live view shows prices too
+        self.stopping = False
+        self.started_at = time.monotonic()
+
+    def _child(self, component: str) -> Child:
+        port = _free_port()
+        ports = self.endpoints
+        env = {
+            **os.environ,
+            "TS_SYSTEM_NAME": self.name,
+            "TS_COMPONENT_ID": component,
+            "TS_LISTEN_HOST": "127.0.0.1",
+            "TS_HTTP_PORT": str(port),
+            "TS_BROKER_HOST": ports.host,
+            "TS_BROKER_PUBLISH_PORT": str(ports.publish_port),
+            "TS_BROKER_SUBSCRIBE_PORT": str(ports.subscribe_port),
+            "TS_BROKER_REQUEST_PORT": str(ports.request_port),
+            "TS_BROKER_REPLY_PORT": str(ports.reply_port),
+            "TS_DATA_DIR": str(self.data_dir / component),
+            "PYTHONUNBUFFERED": "1",
+        }
+        return Child(component, port, env, self.data_dir / "logs" / f"{component}.log")
+
+    # --- child processes ------------------------------------------------------------------
+
+    async def _start(self, child: Child) -> None:
+        with child.log_path.open("ab") as log_file:
+            child.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "components",
+                "component",
+                child.name,
+                "--config",
+                str(self.config),
+                env=child.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                process_group=0,  # Ctrl-C reaches the supervisor only; it stops children in order
+                preexec_fn=_die_with_parent,
+            )
+        child.started_at = time.monotonic()
+        child.state = "starting"
+
+    async def _keep_running(self, child: Child) -> None:
+        """Start the child and restart it whenever it exits, with backoff, until stopping."""
+        streak = 0
+        while not self.stopping:
+            await self._start(child)
+            assert child.process is not None
+            child.last_exit = await child.process.wait()
+            child.ready = False
+            if self.stopping:
+                child.state = "stopped"
+                return
+            uptime_s = time.monotonic() - child.started_at
+            streak = 0 if uptime_s > STABLE_AFTER_S else streak + 1
+            delay_s = min(BACKOFF_INITIAL_S * 2 ** max(streak - 1, 0), BACKOFF_MAX_S)
+            child.restarts += 1
+            child.state = f"exited {child.last_exit}; restart in {delay_s:g} s"
+            self.activity.note(f"{child.name} exited with {child.last_exit}; restarting")
+            log.warning(
+                "Component %s exited with %s; restart %d in %g s.",
+                child.name,
+                child.last_exit,
+                child.restarts,
+                delay_s,
+            )
+            await asyncio.sleep(delay_s)
+
+    async def _stop(self, child: Child, timeout_s: float = 15.0) -> None:
+        process = child.process
+        if process is None or process.returncode is not None:
+            return
+        child.state = "stopping"
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), timeout_s)
+        except TimeoutError:
+            log.error("Component %s ignored SIGTERM for %g s; killing it.", child.name, timeout_s)
+            process.kill()
+            await process.wait()
+        child.state = "stopped"
+
+    async def _poll_readiness(self, session: aiohttp.ClientSession) -> None:
+        while True:
+            for child in self.children.values():
+                running = child.process is not None and child.process.returncode is None
+                child.ready = running and await self._is_ready(session, child)
+                if running and child.state in {"starting", "running", "not ready"}:
+                    child.state = "running" if child.ready else "not ready"
+            await asyncio.sleep(0.5)
+
+    @staticmethod
+    async def _is_ready(session: aiohttp.ClientSession, child: Child) -> bool:
+        url = f"http://127.0.0.1:{child.http_port}/ready"
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def _wait_ready(self, names: list[str]) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not all(self.children[n].ready for n in names):
+            if time.monotonic() > deadline:
+                waiting = [n for n in names if not self.children[n].ready]
+                log.warning("Still not ready after %g s: %s.", READY_TIMEOUT_S, ", ".join(waiting))
+                return
+            await asyncio.sleep(0.1)
+
+    # --- the observer ---------------------------------------------------------------------
+
+    async def _observe(self, bus: Bus) -> None:
+        activity = self.activity
+        async for envelope in bus.subscriber(self.observed_topics):
+            for listener in self.listeners:
+                listener(envelope)
+            payload = envelope.payload
+            if isinstance(payload, Quote):
+                activity.quotes[payload.symbol] = payload
+                self.observed.mark(payload.symbol, payload.mid)
+            elif isinstance(payload, Trade):
+                activity.last_trade[payload.symbol] = payload
+            elif isinstance(payload, Signal):
+                activity.signals += 1
+                activity.note(f"signal {payload.side} {payload.quantity} {payload.symbol}")
+            elif isinstance(payload, Order):
+                activity.orders += 1
+            elif isinstance(payload, OrderUpdate) and payload.status is OrderStatus.REJECTED:
+                activity.rejected_orders += 1
+                activity.note(f"order {payload.client_order_id} rejected: {payload.reason}")
+            elif isinstance(payload, Fill):
+                activity.fills.append(payload)
+                self.observed.apply_fill(payload)
+                activity.note(
+                    f"fill {payload.side} {payload.quantity} {payload.symbol} @ {payload.price}"
+                )
+
+    # --- the whole run --------------------------------------------------------------------
+
+    async def run(self, duration_s: float | None, view: dashboard.View | None = None) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        bus = Bus(self.endpoints, "local-observer", prom.CollectorRegistry())
+        tasks: list[asyncio.Task[None]] = []
+        async with aiohttp.ClientSession() as session:
+            tasks.append(asyncio.create_task(self._poll_readiness(session)))
+            keepers = {
+                n: asyncio.create_task(self._keep_running(c)) for n, c in self.children.items()
+            }
+            await self._wait_ready(["broker"])
+            tasks.append(asyncio.create_task(self._observe(bus)))
+            await self._wait_ready(list(self.children))
+            if view is not None:
+                tasks.append(asyncio.create_task(view.refresh_until(stop)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), duration_s)
+            stop.set()
+
+            self.stopping = True
+            for name in STOP_ORDER:
+                if name == "risk":
+                    await asyncio.sleep(DRAIN_S)
+                await self._stop(self.children[name])
+                keepers[name].cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, *keepers.values(), return_exceptions=True)
+        bus.close()
+        return 0
+
+
+def main(config: Path | None, data_dir: Path, duration_s: float | None, *, plain: bool) -> int:
+    if config is None:
+        name, spec = parse_spec(default_document(), "embedded default")
+    else:
+        name, spec = load_spec(config)
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    effective = data_dir / "tradingsystem.yaml"
+    effective.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "metadata": {"name": name},
+                "spec": spec.model_dump(mode="json"),
+            },
+            sort_keys=False,
+        )
+    )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    supervisor = Supervisor(name, spec, effective, data_dir)
+    view = dashboard.View(supervisor, live=sys.stdout.isatty() and not plain)
+    code = asyncio.run(supervisor.run(duration_s, view))
+    agreed = dashboard.print_summary(supervisor)
+    return code if agreed else 1
