@@ -4,6 +4,7 @@
     ├── ConfigError(ValueError)        a config or manifest is invalid; names every bad field
     ├── CodecError(ValueError)         a wire message cannot be decoded
     ├── InvalidPriceError(ValueError)  a price or quantity is NaN, infinite, zero or negative
+    ├── CorruptLogError(ValueError)    a journal line other than the last is damaged
     └── BusError(ConnectionError)      the broker cannot be reached or a request timed out
 
 Foreign errors (pydantic, msgspec, zmq) are translated once at the boundary with `raise … from exc`.
@@ -37,6 +38,10 @@ class CodecError(TradingSystemError, ValueError):
 
 class InvalidPriceError(TradingSystemError, ValueError):
     """A price, size or amount is not a finite positive number."""
+
+
+class CorruptLogError(TradingSystemError, ValueError):
+    """A line of a journal (state log, order log) other than the last fails its check."""
 
 
 class BusError(TradingSystemError, ConnectionError):

@@ -5,34 +5,24 @@ before it is sent, and on restart every client order id in the log counts as alr
 a re-delivered `Order` is dropped. A crash between the append and the send loses that order
 rather than risking a second copy; the risk manager then expires its approval.
 
-Same line format as the risk manager's state log (kept separate: components do not import each
-other): `<crc32 as 8 hex digits> <json>` per line. A torn last line is skipped and cut off; a bad
-line before it is a `CorruptLogError` naming the line.
+Records are JSON, framed, checked and fsynced by `runtime.journal` (which also says what happens
+to a torn or damaged line), like the risk manager's state log.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import os
-import zlib
 from pathlib import Path
 
 import msgspec
 
-from components.core.errors import TradingSystemError
 from components.core.events import Fill, Order, OrderStatus, OrderUpdate
-
-log = logging.getLogger(__name__)
+from components.runtime import journal
 
 ORDER_LOG_NAME = "orders.log"
 TERMINAL = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
 )
-
-
-class CorruptLogError(TradingSystemError, ValueError):
-    """A line other than the last one of the order log does not decode or fails its CRC."""
 
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True, tag_field="record"):
@@ -78,69 +68,36 @@ class Orders:
                 self.open.pop(record.update.client_order_id, None)
 
 
-def _decode(line: bytes) -> Record:
-    if len(line) < 10 or line[8:9] != b" " or f"{zlib.crc32(line[9:]):08x}".encode() != line[:8]:
-        raise ValueError("bad framing or CRC mismatch")
+def _decode(body: bytes) -> Record:
     try:
-        return _decoder.decode(line[9:])
+        return _decoder.decode(body)
     except msgspec.DecodeError as exc:
-        raise ValueError(str(exc)) from exc
+        raise ValueError(f"bad record: {exc}") from exc
 
 
-def read(path: Path) -> tuple[list[Record], int, int]:
-    """(records, torn last lines skipped, bytes up to the end of the last good line)."""
-    try:
-        lines = path.read_bytes().split(b"\n")
-    except FileNotFoundError:
-        return [], 0, 0
-    fragment = lines.pop()  # after the last newline: empty unless the last write was torn
-    records: list[Record] = []
-    offset = 0
-    for number, line in enumerate(lines, start=1):
-        try:
-            records.append(_decode(line))
-        except ValueError as exc:
-            if number == len(lines) and not fragment:
-                log.warning("Skipped the torn last line %d of %s: %s.", number, path, exc)
-                return records, 1, offset
-            raise CorruptLogError(f"order log {path}: line {number} is corrupt: {exc}") from exc
-        offset += len(line) + 1
-    if fragment:
-        log.warning("Skipped the torn last line %d of %s.", len(lines) + 1, path)
-    return records, int(bool(fragment)), offset
+def read(path: Path) -> journal.Replay[Record]:
+    """Every record of the order log at `path` (a missing file has none)."""
+    return journal.read(path, _decode)
 
 
 class OrderLog:
-    """Appends records, each fsynced before `append` returns."""
+    """Appends records to the order log, each fsynced before `append` returns."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file = path.open("ab", buffering=0)
+    def __init__(self, file: journal.Journal) -> None:
+        self._journal = file
 
     @classmethod
     def open(cls, path: Path) -> tuple[OrderLog, Orders]:
         """Read the log at `path`, cut off a torn tail, open it for appending."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        records, torn, valid_bytes = read(path)
-        if torn:
-            with path.open("r+b") as file:
-                file.truncate(valid_bytes)
-                os.fsync(file.fileno())
-        orders = Orders(torn_lines=torn)
-        for record in records:
+        file, replay = journal.Journal.open(path, _decode)
+        orders = Orders(torn_lines=replay.torn_lines)
+        for record in replay:
             orders.apply(record)
-        return cls(path), orders
+        return cls(file), orders
 
     def append(self, record: Record) -> None:
-        # Blocking but small (one write + fsync); acceptable inline on the event loop for now.
-        body = _encoder.encode(record)
-        size = self._file.tell()
-        try:
-            self._file.write(b"%08x %s\n" % (zlib.crc32(body), body))
-            os.fsync(self._file.fileno())
-        except OSError:
-            self._file.truncate(size)  # a half-written line would read as corruption later
-            raise
+        """Write and fsync one record; on failure nothing of it stays, and OSError is raised."""
+        self._journal.append(_encoder.encode(record))
 
     def close(self) -> None:
-        self._file.close()
+        self._journal.close()

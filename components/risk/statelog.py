@@ -5,15 +5,8 @@ the reply and the `Order` leave, a fill before it changes the position book. So 
 risk manager ever said or did is on disk, and replaying the log gives back the same positions,
 cash and open approvals.
 
-One record per line: the CRC32 of the body in 8 hex digits, a space, then the body, a JSON
-object (Decimal as strings) tagged by its `record` field:
-
-    1c291ca3 {"record":"fill_applied","fill":{...},"ts_logged_ns":1732600000000000000}
-
-A crash can tear the last line only; on reading it is skipped with a warning and counted, and
-`StateLog.open` cuts it off before appending. A bad line anywhere else means the file was damaged
-after it was written: `CorruptLogError`, naming the line, since replaying around it would give
-wrong positions.
+Records are JSON objects (Decimal as strings) tagged by their `record` field, framed, checked
+and fsynced by `runtime.journal`, which also says what happens to a torn or damaged line.
 
 `load_book(data_dir, initial_cash)` is the offline reader (`tradingsystem run`'s summary).
 """
@@ -21,27 +14,18 @@ wrong positions.
 from __future__ import annotations
 
 import dataclasses
-import logging
-import os
-import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
 import msgspec
 
-from components.core.errors import TradingSystemError
 from components.core.events import Fill, Order, OrderStatus
 from components.risk.positions import PositionBook
-
-log = logging.getLogger(__name__)
+from components.runtime import journal
 
 STATE_LOG_NAME = "state.log"
 ZERO = Decimal(0)
-
-
-class CorruptLogError(TradingSystemError, ValueError):
-    """A line other than the last one of a state log does not decode or fails its CRC."""
 
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True, tag_field="record"):
@@ -82,113 +66,39 @@ _decoder = msgspec.json.Decoder(Record)
 
 
 def encode_line(record: Record) -> bytes:
-    body = _encoder.encode(record)
-    return b"%08x %s\n" % (zlib.crc32(body), body)
+    return journal.frame(_encoder.encode(record))
 
 
-def decode_line(line: bytes) -> Record:
-    """One line without its newline; `ValueError` saying what is wrong with it."""
-    if len(line) < 10 or line[8:9] != b" ":
-        raise ValueError("not '<crc32> <json>'")
-    body = line[9:]
-    try:
-        stored = int(line[:8], 16)
-    except ValueError:
-        raise ValueError(f"bad CRC field {line[:8]!r}") from None
-    computed = zlib.crc32(body)
-    if stored != computed:
-        raise ValueError(f"CRC mismatch: stored {stored:08x}, computed {computed:08x}")
+def _decode(body: bytes) -> Record:
     try:
         return _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise ValueError(f"bad record: {exc}") from exc
 
 
-@dataclasses.dataclass
-class Replay:
-    """What a state log holds: its records in order, and how much of its tail was torn."""
-
-    records: list[Record]
-    torn_lines: int  # 0 or 1: a last line cut short by a crash, skipped
-    valid_bytes: int  # length of the file up to the end of the last good line
-
-    def __iter__(self) -> Iterator[Record]:
-        return iter(self.records)
-
-
-def read(path: Path) -> Replay:
-    """Read every record of the log at `path` (missing file: no records)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return Replay([], 0, 0)
-    lines = data.split(b"\n")
-    fragment = lines.pop()  # after the last newline: empty unless the last write was torn
-    records: list[Record] = []
-    torn, offset = 0, 0
-    for number, line in enumerate(lines, start=1):
-        try:
-            records.append(decode_line(line))
-        except ValueError as exc:
-            if number == len(lines) and not fragment:
-                torn = 1  # a complete but damaged last line: a torn write, not acted on
-                log.warning("Skipped the torn last line %d of %s: %s.", number, path, exc)
-                break
-            raise CorruptLogError(f"state log {path}: line {number} is corrupt: {exc}") from exc
-        offset += len(line) + 1
-    else:
-        if fragment:
-            torn = 1
-            log.warning(
-                "Skipped the torn last line %d of %s (%d bytes, no newline).",
-                len(lines) + 1,
-                path,
-                len(fragment),
-            )
-    return Replay(records, torn, offset)
+def read(path: Path) -> journal.Replay[Record]:
+    """Every record of the state log at `path` (a missing file has none)."""
+    return journal.read(path, _decode)
 
 
 class StateLog:
-    """Appends records to the log, each one fsynced before `append` returns."""
+    """Appends records to the state log, each one fsynced before `append` returns."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file = path.open("ab", buffering=0)
+    def __init__(self, file: journal.Journal) -> None:
+        self._journal = file
 
     @classmethod
-    def open(cls, path: Path) -> tuple[StateLog, Replay]:
+    def open(cls, path: Path) -> tuple[StateLog, journal.Replay[Record]]:
         """Read the log at `path`, cut off a torn tail, and open it for appending."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        existed = path.exists()
-        replay = read(path)
-        if replay.torn_lines:
-            with path.open("r+b") as file:
-                file.truncate(replay.valid_bytes)
-                os.fsync(file.fileno())
-        statelog = cls(path)
-        if not existed:
-            # The new file's directory entry must survive a crash too.
-            directory = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-        return statelog, replay
+        file, replay = journal.Journal.open(path, _decode)
+        return cls(file), replay
 
     def append(self, record: Record) -> None:
-        """Write and fsync one record; on failure cut back what was written, then raise."""
-        # Blocking, but a single small write + fsync; acceptable inline on the event loop for now.
-        size = self._file.tell()
-        try:
-            self._file.write(encode_line(record))
-            os.fsync(self._file.fileno())
-        except OSError:
-            # A half-written line followed by later records would read as corruption.
-            self._file.truncate(size)
-            raise
+        """Write and fsync one record; on failure nothing of it stays, and OSError is raised."""
+        self._journal.append(_encoder.encode(record))
 
     def close(self) -> None:
-        self._file.close()
+        self._journal.close()
 
 
 @dataclasses.dataclass
@@ -253,6 +163,6 @@ def load_book(data_dir: Path, initial_cash: Decimal) -> PositionBook:
 
     `data_dir` is the risk manager's own data directory (its `TS_DATA_DIR`, e.g. `var/risk`);
     `initial_cash` applies only when the log does not record one (no log yet: an empty book).
-    Raises `CorruptLogError` when a line before the last is damaged.
+    Raises `core.errors.CorruptLogError` when a line before the last is damaged.
     """
     return replay(read(Path(data_dir) / STATE_LOG_NAME), initial_cash).book

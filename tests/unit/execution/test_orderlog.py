@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from components.core.errors import CorruptLogError
 from components.core.events import Order, OrderStatus, OrderUpdate, Side
 from components.execution import orderlog
 
@@ -76,5 +77,5 @@ def test_read_when_middle_line_corrupt_then_error_names_the_line(tmp_path: Path)
     lines = path.read_bytes().split(b"\n")
     lines[0] = lines[0][:-5] + b"xxxxx"
     path.write_bytes(b"\n".join(lines))
-    with pytest.raises(orderlog.CorruptLogError, match="line 1 is corrupt"):
+    with pytest.raises(CorruptLogError, match="line 1 is corrupt"):
         orderlog.read(path)

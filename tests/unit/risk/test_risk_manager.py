@@ -31,6 +31,7 @@ from components.core.events import (
 )
 from components.risk import statelog
 from components.risk.service import RiskManager
+from components.runtime import journal
 from components.runtime.settings import BrokerEndpoints
 from tests.conftest import make_settings
 
@@ -308,7 +309,7 @@ async def test_check_when_state_log_cannot_be_written_then_rejects_and_publishes
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(statelog.os, "fsync", disk_full)
+    monkeypatch.setattr(journal.os, "fsync", disk_full)
     reply = await risk.on_check_signal(request())
     assert reply.reason == "STATE_LOG_FAILED: error=No space left on device"
     assert published(risk) == [] and risk.state.approvals == {}

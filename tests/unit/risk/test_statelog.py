@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from components.core.errors import CorruptLogError
 from components.core.events import Fill, Order, OrderStatus, Side
 from components.risk import statelog
 
@@ -104,7 +105,7 @@ def test_read_when_middle_line_corrupt_then_error_names_the_line(tmp_path: Path)
     lines = path.read_bytes().split(b"\n")
     lines[1] = lines[1].replace(b'"c1"', b'"c2"')
     path.write_bytes(b"\n".join(lines))
-    with pytest.raises(statelog.CorruptLogError, match=r"line 2 is corrupt: CRC mismatch"):
+    with pytest.raises(CorruptLogError, match=r"line 2 is corrupt: CRC mismatch"):
         statelog.read(path)
 
 
