@@ -89,8 +89,10 @@ def read(path: Path, decode: Callable[[bytes], R]) -> Replay[R]:
     if fragment:
         log.warning(
             "Skipped the torn last line %d of %s (%d bytes, no newline).",
-            len(lines) + 1, path, len(fragment),
-        )  # fmt: skip
+            len(lines) + 1,
+            path,
+            len(fragment),
+        )
     return Replay(records, int(bool(fragment)), offset)
 
 

@@ -1,0 +1,211 @@
+"""`tradingsystem run` end to end: real child processes, real sockets, real files.
+
+Covers: orders approved and filled and the risk manager's positions equal to the sum of the
+fills the execution engine logged; a killed child restarted and reported; Ctrl-C (SIGINT) stopping
+every child; a malformed config refused with one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.execution import orderlog
+from components.risk import statelog
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Trades on nearly every 1 s bar, so that a few seconds give several orders.
+BUSY_SPEC = {
+    "symbols": ["AAPL", "MSFT", "NVDA"],
+    "marketdata": {"feed": {"synthetic": {"tick_interval_ms": 20}}},
+    "strategy": {"params": {"fast": 1, "slow": 2}, "order_quantity": "5"},
+    "risk": {"limits": {"max_position": "15", "max_notional": "100000"}},
+    "execution": {"simulated": {"fee_per_share": "0.01"}},
+}
+
+
+@pytest.fixture
+def busy_config(tmp_path: Path) -> Path:
+    path = tmp_path / "busy.yaml"
+    path.write_text(yaml.safe_dump(BUSY_SPEC))
+    return path
+
+
+def _run(*args: str, data_dir: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "components", "run", *args, "--data-dir", str(data_dir), "--plain"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _children_of(data_dir: Path) -> dict[str, int]:
+    """Component name → pid of the processes started with this run's config."""
+    config = str(data_dir.resolve() / "tradingsystem.yaml")
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if config in argv and "component" in argv:
+            found[argv[argv.index("component") + 1]] = int(entry.name)
+    return found
+
+
+def _wait_for_line(process: subprocess.Popen[str], text: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if text in line:
+            return line
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"no line with {text!r} within {timeout_s} s")
+
+
+def _fills_logged_by_execution(data_dir: Path) -> list[orderlog.OrderFilled]:
+    replay = orderlog.read(data_dir / "execution" / orderlog.ORDER_LOG_NAME)
+    return [r for r in replay if isinstance(r, orderlog.OrderFilled)]
+
+
+def _assert_risk_positions_equal_execution_fills(data_dir: Path) -> int:
+    fills = [record.fill for record in _fills_logged_by_execution(data_dir)]
+    expected: dict[str, Decimal] = defaultdict(Decimal)
+    for fill in fills:
+        expected[fill.symbol] += fill.quantity * fill.side.sign
+    book = statelog.load_book(data_dir / "risk", Decimal(0))
+    on_disk = {p.symbol: p.quantity for p in book.snapshot() if p.quantity}
+    assert on_disk == {s: q for s, q in expected.items() if q}
+    risk_fill_ids = {
+        r.fill.fill_id
+        for r in statelog.read(data_dir / "risk" / statelog.STATE_LOG_NAME)
+        if isinstance(r, statelog.FillApplied)
+    }
+    assert risk_fill_ids == {fill.fill_id for fill in fills}
+    return len(fills)
+
+
+def test_run_when_duration_elapses_then_orders_filled_and_positions_equal_fills(
+    busy_config: Path, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "var"
+    process = _run(str(busy_config), "--duration", "10", data_dir=data_dir)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 0, stderr
+    assert "The risk manager's state on disk agrees with the" in stdout
+    approvals = [
+        r
+        for r in statelog.read(data_dir / "risk" / statelog.STATE_LOG_NAME)
+        if isinstance(r, statelog.OrderApproved)
+    ]
+    assert approvals, "no order was approved"
+    assert _assert_risk_positions_equal_execution_fills(data_dir) > 0
+    assert _children_of(data_dir) == {}
+
+
+def test_run_when_child_killed_then_restarted_and_reported(
+    busy_config: Path, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "var"
+    process = _run(str(busy_config), "--duration", "12", data_dir=data_dir)
+    try:
+        _wait_for_line(process, "ready 5/5", timeout_s=30)
+        victim = _children_of(data_dir)["execution"]
+        os.kill(victim, signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+
+    assert process.returncode == 0, stderr
+    assert "execution (1 restart)" in stdout.replace("\n", " ")
+    _assert_risk_positions_equal_execution_fills(data_dir)
+    assert _children_of(data_dir) == {}
+
+
+def test_run_when_interrupted_then_every_child_stops_and_summary_printed(
+    busy_config: Path, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "var"
+    process = _run(str(busy_config), data_dir=data_dir)
+    try:
+        _wait_for_line(process, "ready 5/5", timeout_s=30)
+        assert set(_children_of(data_dir)) == {
+            "broker",
+            "risk",
+            "execution",
+            "strategy",
+            "marketdata",
+        }
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+
+    assert process.returncode == 0, stderr
+    assert "agrees with the" in stdout
+    assert _children_of(data_dir) == {}
+
+
+def test_run_when_config_malformed_then_one_error_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("symbols: [AAPL\nrisk: {limits: {max_position: -5}}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "run", str(bad), "--duration", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: invalid config {bad}: line ")
+    assert "not valid YAML" in lines[0]
+
+
+@pytest.mark.parametrize("path", ["examples/replay.yaml", "components/defaults/local.yaml"])
+def test_validate_when_example_then_valid(path: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "validate", path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "valid TradingSystem" in result.stdout
+
+
+def test_validate_when_invalid_then_every_field_path_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("symbols: [AAPL, AAPL]\nrisk: {limits: {max_position: -5}}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "validate", str(bad)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "symbols: symbols must be unique (repeated: AAPL)" in result.stderr
+    assert "risk.limits.max_position: Input should be greater than 0 (was -5)" in result.stderr
+    assert "Traceback" not in result.stderr
