@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
@@ -127,6 +126,7 @@ def print_summary(supervisor: Supervisor) -> bool:
     console = Console()
     activity = supervisor.activity
     on_disk = statelog.load_book(supervisor.data_dir / "risk", supervisor.spec.risk.initial_cash)
+    on_disk.marks.update(supervisor.observed.marks)
     expected = {p.symbol: p for p in supervisor.observed.snapshot()}
     found = {p.symbol: p for p in on_disk.snapshot()}
 
@@ -134,31 +134,35 @@ def print_summary(supervisor: Supervisor) -> bool:
     for column in ("symbol", "fills", "position (fills)", "position (disk)", "realized (disk)"):
         table.add_column(column, justify="right")
     mismatches: list[str] = []
-    for symbol in sorted(expected.keys() | found.keys()):
+    for symbol in sorted(set(supervisor.spec.symbols) | expected.keys() | found.keys()):
         want, got = expected.get(symbol), found.get(symbol)
-        want_qty = want.quantity if want else Decimal(0)
-        got_qty = got.quantity if got else Decimal(0)
-        if not _same(want, got):
+        agrees = _same(want, got)
+        if not agrees:
             mismatches.append(symbol)
+        got_qty = str(got.quantity if got else 0)
         table.add_row(
             symbol,
             str(sum(1 for f in activity.fills if f.symbol == symbol)),
-            str(want_qty),
-            str(got_qty) if symbol not in mismatches else f"[red]{got_qty}[/]",
+            str(want.quantity if want else 0),
+            got_qty if agrees else f"[red]{got_qty}[/]",
             f"{got.realized_pnl:.2f}" if got else "0.00",
         )
     if on_disk.cash != supervisor.observed.cash:
         mismatches.append("cash")
 
+    unanswered = activity.signals - activity.orders
     components = ", ".join(
         f"{c.name} ({c.restarts} restart{'s' * (c.restarts != 1)})"
         for c in supervisor.children.values()
     )
     console.print(table)
     console.print(
-        f"Signals {activity.signals}, orders approved {activity.orders}, "
-        f"orders rejected by the venue {activity.rejected_orders}, fills {len(activity.fills)}.\n"
-        f"Cash {on_disk.cash:.2f} on disk; components: {components}.",
+        f"Signals {activity.signals}: {activity.orders} approved, {unanswered} rejected or "
+        f"unanswered; orders rejected by the venue {activity.rejected_orders}; "
+        f"fills {len(activity.fills)}.\n"
+        f"On disk: cash {on_disk.cash:.2f}, realized P&L {on_disk.realized_pnl:.2f} "
+        f"(fees {on_disk.fees:.2f}), equity {on_disk.equity():.2f} at the last mid prices.\n"
+        f"Components: {components}.",
         highlight=False,
     )
     if mismatches:
