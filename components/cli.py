@@ -62,7 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate(path: Path) -> int:
+    from components.strategy.base import load_strategy
+
     name, spec = load_spec(path)
+    # The strategy's parameters are part of the spec, checked by its own model; files a spec
+    # names (a replay CSV) live where it runs, so `run` checks those, not this offline check.
+    load_strategy(spec.strategy.class_path, spec.strategy.params, str(path))
     print(f"{path}: valid TradingSystem {name!r} trading {', '.join(spec.symbols)}")
     return EXIT_OK
 

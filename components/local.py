@@ -297,10 +297,9 @@ class Supervisor:
 
 
 def main(config: Path | None, data_dir: Path, duration_s: float | None, *, plain: bool) -> int:
-    if config is None:
-        name, spec = parse_spec(default_document(), "embedded default")
-    else:
-        name, spec = load_spec(config)
+    source = "embedded default" if config is None else str(config)
+    name, spec = parse_spec(default_document(), source) if config is None else load_spec(config)
+    catalog.preflight(spec, name, source)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     effective = data_dir / "tradingsystem.yaml"

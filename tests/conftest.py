@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,42 @@ import pytest
 from components.broker.service import Broker
 from components.core.config import TradingSystemSpec
 from components.runtime.settings import BrokerEndpoints, RuntimeSettings
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Live (not zombie) processes below `pid`, with their command lines."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rpartition(")")[2].split()
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in found:
+                try:
+                    found[child] = (Path("/proc") / str(child) / "cmdline").read_text()
+                except OSError:
+                    continue
+                frontier.append(child)
+    return {child: cmd.replace("\0", " ").strip() for child, cmd in found.items()}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """A test that leaves a child process running fails (after a short grace to exit)."""
+    yield
+    deadline = time.monotonic() + 5
+    while (leaked := _descendants(os.getpid())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not leaked, f"processes left running: {leaked}"
 
 
 def free_port() -> int:

@@ -198,6 +198,17 @@ def test_validate_when_example_then_valid(path: str) -> None:
 def test_validate_when_invalid_then_every_field_path_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("symbols: [AAPL, AAPL]\nrisk: {limits: {max_position: -5}}\n")
+    bad_params = tmp_path / "bad_params.yaml"
+    bad_params.write_text("symbols: [AAPL]\nstrategy: {params: {fast: 0, slow: 2}}\n")
+    params = subprocess.run(
+        [sys.executable, "-m", "components", "validate", str(bad_params)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert params.returncode == 2
+    assert "strategy.params.fast: Input should be greater than or equal to 1" in params.stderr
     result = subprocess.run(
         [sys.executable, "-m", "components", "validate", str(bad)],
         cwd=ROOT,
@@ -209,3 +220,25 @@ def test_validate_when_invalid_then_every_field_path_and_exit_2(tmp_path: Path) 
     assert "symbols: symbols must be unique (repeated: AAPL)" in result.stderr
     assert "risk.limits.max_position: Input should be greater than 0 (was -5)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_run_when_a_component_would_refuse_its_config_then_nothing_starts(tmp_path: Path) -> None:
+    """Strategy parameters and the replay file are checked before any child starts."""
+    spec = {
+        "symbols": ["AAPL"],
+        "strategy": {"params": {"fast": 5, "slow": 2}},
+        "marketdata": {"feed": {"kind": "replay", "replay": {"path": str(tmp_path / "no.csv")}}},
+    }
+    config = tmp_path / "spec.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "run", str(config), "--data-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "strategy.params.slow: must be greater than fast (5) (was 2)" in result.stderr
+    assert "marketdata.feed.replay.path:" in result.stderr
+    assert not (tmp_path / "logs").exists()
