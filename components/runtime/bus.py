@@ -7,6 +7,10 @@ broker → subscriber works, not just the TCP connection.
 
 Pub/sub frames are single frames (see `core.wire`). Requests are two frames, `[request id, body]`;
 the broker's ROUTER adds the requester's identity in front and routes the reply back by it.
+
+Sockets are plain ZMQ sockets driven by the event loop (`_LoopSocket`), not `zmq.asyncio`: a
+profile of the risk manager under market data spent most of its time in zmq.asyncio's future per
+message and its enum flag arithmetic.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import prometheus_client as prom
 import zmq
-import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
 from components.core import topics, wire
@@ -72,10 +75,59 @@ class BusMetrics:
         )
         self.requests = prom.Counter(
             "bus_requests",
-            "Requests sent, by outcome (ok, timeout).",
+            "Requests, by outcome (ok, timeout, unsent).",
             ["outcome"],
             registry=registry,
         )
+
+
+class _LoopSocket:
+    """A plain ZMQ socket driven by the asyncio loop: receive without blocking until the queue is
+    empty, and only then wait for the socket's file descriptor.
+
+    ZMQ's descriptor is edge-triggered and signals a change, not a message, and any operation on
+    the socket (a send too) can consume that change. So the socket's EVENTS are read before
+    sleeping, and again after each send, or a message could wait unseen.
+    """
+
+    def __init__(self, socket: zmq.Socket) -> None:
+        self.socket = socket
+        self._fd = socket.getsockopt(zmq.FD)
+        self._readable = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._fd, self._readable.set)
+
+    async def recv(self) -> bytes:
+        while True:
+            try:
+                return self.socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                await self._wait_readable()
+
+    async def recv_multipart(self) -> list[bytes]:
+        while True:
+            try:
+                return self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                await self._wait_readable()
+
+    def send_multipart(self, frames: list[bytes]) -> None:
+        """Send now or raise `zmq.Again` (no peer, or its queue is full): never wait."""
+        try:
+            self.socket.send_multipart(frames, zmq.NOBLOCK)
+        finally:
+            if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                self._readable.set()
+
+    async def _wait_readable(self) -> None:
+        self._readable.clear()
+        if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            return
+        await self._readable.wait()
+
+    def close(self, linger_ms: int) -> None:
+        self._loop.remove_reader(self._fd)
+        self.socket.close(linger=linger_ms)
 
 
 class _Connection:
@@ -83,15 +135,17 @@ class _Connection:
 
     def __init__(self, bus: Bus, socket: zmq.Socket, role: str, url: str) -> None:
         self.role = role
-        self.socket = socket
         self.connected = False
         self._metrics = bus.metrics
         monitor_url = f"inproc://monitor-{os.getpid()}-{next(_monitor_ids)}"
         socket.monitor(monitor_url, _MONITORED)
-        self._monitor = bus.context.socket(zmq.PAIR)
-        self._monitor.connect(monitor_url)
+        monitor = bus.context.socket(zmq.PAIR)
+        monitor.connect(monitor_url)
+        self._monitor = _LoopSocket(monitor)
         self._metrics.connected.labels(role).set(0)
+        socket.setsockopt(zmq.LINGER, 1000)  # give queued messages a second to leave on close
         socket.connect(url)
+        self.socket = _LoopSocket(socket)
         self._watch = asyncio.get_running_loop().create_task(self._watch_monitor())
 
     async def _watch_monitor(self) -> None:
@@ -114,9 +168,9 @@ class _Connection:
 
     def close(self) -> None:
         self._watch.cancel()
-        self.socket.disable_monitor()
-        self._monitor.close(linger=0)
-        self.socket.close(linger=1000)  # give queued messages a second to leave
+        self.socket.socket.disable_monitor()
+        self._monitor.close(linger_ms=0)
+        self.socket.close(linger_ms=1000)
 
 
 class Bus:
@@ -136,46 +190,46 @@ class Bus:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.high_water_mark = high_water_mark
         self.metrics = BusMetrics(registry)
-        self.context = zmq.asyncio.Context()
+        self.context = zmq.Context()
         self._connections: list[_Connection] = []
         self._subscribers: list[Subscriber] = []
+        self._requesters: list[Requester] = []
 
-    def _connect(self, socket: zmq.Socket, role: str, url: str) -> _Connection:
-        socket.setsockopt(zmq.LINGER, 1000)
+    def _connect(self, kind: int, role: str, url: str, **options: int) -> _LoopSocket:
+        socket = self.context.socket(kind)
+        for option, value in options.items():
+            socket.setsockopt(getattr(zmq, option), value)
         connection = _Connection(self, socket, role, url)
         self._connections.append(connection)
-        return connection
-
-    def _plain_socket(self, kind: int) -> zmq.Socket:
-        """A socket with the blocking API, for the hot paths, which drive it without futures."""
-        return zmq.Context.shadow(self.context.underlying).socket(kind)
+        return connection.socket
 
     def publisher(self) -> Publisher:
-        # A PUB send never blocks, and skipping asyncio's future per message halves its cost.
-        socket = self._plain_socket(zmq.PUB)
-        socket.setsockopt(zmq.SNDHWM, self.high_water_mark)
-        self._connect(socket, "publisher", self.endpoints.publish_url)
-        return Publisher(self, socket)
+        socket = self._connect(
+            zmq.PUB, "publisher", self.endpoints.publish_url, SNDHWM=self.high_water_mark
+        )
+        return Publisher(self, socket.socket)
 
     def subscriber(self, prefixes: Iterable[str]) -> Subscriber:
-        socket = self._plain_socket(zmq.SUB)
+        socket = self.context.socket(zmq.SUB)
         socket.setsockopt(zmq.RCVHWM, self.high_water_mark)
+        # Subscribe before connecting, so that nothing published after the connect is missed.
         for prefix in (*prefixes, topics.HEARTBEAT):
             socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-        self._connect(socket, "subscriber", self.endpoints.subscribe_url)
-        subscriber = Subscriber(self, socket)
+        connection = _Connection(self, socket, "subscriber", self.endpoints.subscribe_url)
+        self._connections.append(connection)
+        subscriber = Subscriber(self, connection.socket)
         self._subscribers.append(subscriber)
         return subscriber
 
     def requester(self) -> Requester:
-        socket = self.context.socket(zmq.DEALER)
-        self._connect(socket, "requester", self.endpoints.request_url)
-        return Requester(self, socket)
+        requester = Requester(
+            self, self._connect(zmq.DEALER, "requester", self.endpoints.request_url)
+        )
+        self._requesters.append(requester)
+        return requester
 
     def responder(self) -> Responder:
-        socket = self.context.socket(zmq.DEALER)
-        self._connect(socket, "responder", self.endpoints.reply_url)
-        return Responder(self, socket)
+        return Responder(self, self._connect(zmq.DEALER, "responder", self.endpoints.reply_url))
 
     def readiness(self) -> dict[str, bool]:
         checks = {f"bus.{c.role}": c.connected for c in self._connections}
@@ -185,8 +239,8 @@ class Bus:
         return checks
 
     def close(self) -> None:
-        for subscriber in self._subscribers:
-            subscriber.close()
+        for requester in self._requesters:
+            requester.close()
         for connection in self._connections:
             connection.close()
         self._connections.clear()
@@ -230,21 +284,13 @@ class Subscriber:
 
     Iterate it (`async for envelope in subscriber`) or call `recv()`; cancelling a pending
     `recv()` loses nothing and leaves the subscriber usable.
-
-    The socket is driven directly rather than through `zmq.asyncio`: receive without blocking
-    until the queue is empty, and only then wait for the socket's file descriptor. That costs
-    no future per message, which is most of what a subscriber spends on market data.
     """
 
-    def __init__(self, bus: Bus, socket: zmq.Socket) -> None:
+    def __init__(self, bus: Bus, socket: _LoopSocket) -> None:
         self._bus = bus
         self._socket = socket
         self._last_seq: dict[tuple[str, str], int] = {}
         self.last_heartbeat_ns = 0
-        self._loop = asyncio.get_running_loop()
-        self._fd = socket.getsockopt(zmq.FD)
-        self._readable = asyncio.Event()
-        self._loop.add_reader(self._fd, self._readable.set)
 
     def __aiter__(self) -> Subscriber:
         return self
@@ -255,11 +301,7 @@ class Subscriber:
     async def recv(self) -> wire.Envelope:
         metrics = self._bus.metrics
         while True:
-            try:
-                frame = self._socket.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                await self._wait_readable()
-                continue
+            frame = await self._socket.recv()
             try:
                 envelope = wire.decode(frame)
             except CodecError as exc:
@@ -272,17 +314,6 @@ class Subscriber:
                 continue
             metrics.received.labels(type(envelope.payload).__name__).inc()
             return envelope
-
-    async def _wait_readable(self) -> None:
-        # ZMQ's descriptor is edge-triggered and signals a change, not a message: ask EVENTS
-        # (which also re-arms the edge) before sleeping, or a message could wait unseen.
-        self._readable.clear()
-        if self._socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            return
-        await self._readable.wait()
-
-    def close(self) -> None:
-        self._loop.remove_reader(self._fd)
 
     def _track_sequence(self, envelope: wire.Envelope) -> None:
         key = (envelope.publisher, envelope.topic)
@@ -308,7 +339,7 @@ class Subscriber:
 class Requester:
     """Request/reply through the broker, many requests in flight, each with its own timeout."""
 
-    def __init__(self, bus: Bus, socket: zmq.asyncio.Socket) -> None:
+    def __init__(self, bus: Bus, socket: _LoopSocket) -> None:
         self._bus = bus
         self._socket = socket
         self._ids = itertools.count(1)
@@ -331,24 +362,22 @@ class Requester:
             topic, self._bus.publisher_id, self._seq, now, now, trace_id or new_trace_id(), payload
         )
         future: asyncio.Future[wire.Envelope] = asyncio.get_running_loop().create_future()
+        try:
+            self._socket.send_multipart([request_id, wire.encode(envelope)])
+        except zmq.Again:
+            # No broker to take it: as good as no reply, and known at once.
+            self._bus.metrics.requests.labels("unsent").inc()
+            future.set_exception(BusError(f"cannot send {topic}: the broker is not reachable"))
+            return future
         self._pending[request_id] = future
-        # pyzmq sends at once when the socket can take it; otherwise the future fails with Again.
-        sent = self._socket.send_multipart([request_id, wire.encode(envelope)], zmq.NOBLOCK)
-        return self._reply(request_id, sent, future, topic, timeout_s)
+        return self._reply(request_id, future, topic, timeout_s)
 
     async def _reply(
-        self,
-        request_id: bytes,
-        sent: Awaitable[object],
-        future: asyncio.Future[wire.Envelope],
-        topic: str,
-        timeout_s: float,
+        self, request_id: bytes, future: asyncio.Future[wire.Envelope], topic: str, timeout_s: float
     ) -> wire.Envelope:
         try:
-            async with asyncio.timeout(timeout_s):
-                await sent
-                reply = await future
-        except (TimeoutError, zmq.Again) as exc:
+            reply = await asyncio.wait_for(future, timeout_s)
+        except TimeoutError as exc:
             self._bus.metrics.requests.labels("timeout").inc()
             raise BusError(f"no reply to {topic} within {timeout_s:g} s") from exc
         finally:
@@ -381,7 +410,7 @@ Handler = Callable[[wire.Envelope], Awaitable[Payload]]
 class Responder:
     """Serves requests arriving through the broker, one at a time, in arrival order."""
 
-    def __init__(self, bus: Bus, socket: zmq.asyncio.Socket) -> None:
+    def __init__(self, bus: Bus, socket: _LoopSocket) -> None:
         self._bus = bus
         self._socket = socket
         self._seq = 0
@@ -408,5 +437,9 @@ class Responder:
             envelope = wire.Envelope(
                 topic, self._bus.publisher_id, self._seq, now, now, request.trace_id, reply
             )
-            await self._socket.send_multipart([identity, request_id, wire.encode(envelope)])
+            try:
+                self._socket.send_multipart([identity, request_id, wire.encode(envelope)])
+            except zmq.Again:
+                log.warning("Could not send the reply to a %s request: the broker is gone.", topic)
+                continue
             metrics.published.labels(type(reply).__name__).inc()

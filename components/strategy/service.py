@@ -94,6 +94,8 @@ class StrategyEngine(Component):
         if intent is None:
             return
         signal = self._signal(intent, ts_origin_ns=envelope.ts_send_ns)
+        # The risk check first: it is on the way to an order; the rest is for observers.
+        reply_due = self._ask_risk(signal, envelope.trace_id)
         assert self._publisher is not None
         self._publisher.publish(
             topics.SIGNALS, signal, ts_event_ns=signal.ts_event_ns, trace_id=envelope.trace_id
@@ -108,7 +110,7 @@ class StrategyEngine(Component):
             signal.symbol,
             signal.reason,
         )
-        task = asyncio.create_task(self._check(signal, self._ask_risk(signal, envelope.trace_id)))
+        task = asyncio.create_task(self._check(signal, reply_due))
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
 
