@@ -222,9 +222,10 @@ class Bus:
         return subscriber
 
     def requester(self) -> Requester:
-        requester = Requester(
-            self, self._connect(zmq.DEALER, "requester", self.endpoints.request_url)
-        )
+        # IMMEDIATE: queue requests only on a live connection, so that with no broker a request
+        # fails at once instead of waiting out its timeout (or leaving, stale, on reconnect).
+        socket = self._connect(zmq.DEALER, "requester", self.endpoints.request_url, IMMEDIATE=1)
+        requester = Requester(self, socket)
         self._requesters.append(requester)
         return requester
 

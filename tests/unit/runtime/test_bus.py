@@ -182,3 +182,20 @@ async def test_readiness_when_heartbeat_seen_then_ready(
         assert all(bus.readiness().values())
     finally:
         bus.close()
+
+
+async def test_request_when_no_broker_then_fails_at_once_without_waiting(
+    endpoints: BrokerEndpoints,
+) -> None:
+    """No broker listens on `endpoints` here (no `broker` fixture): nothing can take the request."""
+    registry = prom.CollectorRegistry()
+    bus = Bus(endpoints, "client", registry)
+    try:
+        requester = bus.requester()
+        async with asyncio.timeout(1):  # far less than the request's own timeout
+            with pytest.raises(BusError, match="the broker is not reachable"):
+                await requester.request("risk.check", Heartbeat(ts_event_ns=1), timeout_s=30)
+        assert registry.get_sample_value("bus_requests_total", {"outcome": "unsent"}) == 1
+        assert bus.readiness()["bus.requester"] is False
+    finally:
+        bus.close()
