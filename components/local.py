@@ -120,6 +120,7 @@ class Supervisor:
         self.book_at_start = statelog.load_book(data_dir / "risk", spec.risk.initial_cash)
         self.observed = statelog.load_book(data_dir / "risk", spec.risk.initial_cash)
         self.listeners: list[Callable[[Envelope], None]] = []  # extra observers (benchmarks)
+        self.fill_ids: set[str] = set()
         self.observed_topics = [""]  # everything: the live view shows prices too
         self.stopping = False
         self.started_at = time.monotonic()
@@ -254,6 +255,9 @@ class Supervisor:
                 activity.rejected_orders += 1
                 activity.note(f"order {payload.client_order_id} rejected: {payload.reason}")
             elif isinstance(payload, Fill):
+                if payload.fill_id in self.fill_ids:
+                    continue  # execution re-sends a fill until the risk manager confirms it
+                self.fill_ids.add(payload.fill_id)
                 activity.fills.append(payload)
                 self.observed.apply_fill(payload)
                 activity.note(

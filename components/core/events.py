@@ -213,6 +213,18 @@ class Fill(_Event):
     ts_event_ns: int
 
 
+class FillBooked(_Event):
+    """The risk manager has booked this fill (logged and fsynced): execution stops re-sending it.
+
+    Fills travel by publish/subscribe, which drops what nobody is connected to receive; so
+    execution re-sends every fill until it sees this, and the risk manager books a fill id once.
+    """
+
+    fill_id: str
+    client_order_id: str
+    ts_event_ns: int
+
+
 class Heartbeat(_Event):
     """Sent by the broker so that subscribers can tell a quiet market from a dead path."""
 
@@ -233,5 +245,6 @@ Payload = (
     | Order
     | OrderUpdate
     | Fill
+    | FillBooked
     | Heartbeat
 )

@@ -11,6 +11,7 @@ SIGNALS = "strategy.signal"
 RISK_CHECK = "risk.check"  # request/reply: CheckSignal → SignalChecked
 APPROVED_ORDERS = "risk.order"
 RISK_STATE = "risk.state"
+FILLS_BOOKED = "risk.fill_booked"
 ORDER_UPDATES = "exec.order"
 FILLS = "exec.fill"
 HEARTBEAT = "broker.heartbeat"

@@ -44,7 +44,13 @@ class OrderFilled(_Record, tag="order_filled"):
     fill: Fill
 
 
-Record = OrderReceived | OrderUpdated | OrderFilled
+class FillConfirmed(_Record, tag="fill_confirmed"):
+    """The risk manager booked the fill: it need not be sent again."""
+
+    fill_id: str
+
+
+Record = OrderReceived | OrderUpdated | OrderFilled | FillConfirmed
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Record)
@@ -52,10 +58,12 @@ _decoder = msgspec.json.Decoder(Record)
 
 @dataclasses.dataclass
 class Orders:
-    """What the log says: every client order id handled, and those not yet terminal."""
+    """What the log says: every client order id handled, those not yet terminal, and the fills
+    the risk manager has not confirmed yet."""
 
     known: set[str] = dataclasses.field(default_factory=set)
     open: dict[str, Order] = dataclasses.field(default_factory=dict)
+    unconfirmed: dict[str, Fill] = dataclasses.field(default_factory=dict)
     torn_lines: int = 0
 
     def apply(self, record: Record) -> None:
@@ -66,6 +74,10 @@ class Orders:
             self.known.add(record.update.client_order_id)
             if record.update.status in TERMINAL:
                 self.open.pop(record.update.client_order_id, None)
+        elif isinstance(record, OrderFilled):
+            self.unconfirmed[record.fill.fill_id] = record.fill
+        elif isinstance(record, FillConfirmed):
+            self.unconfirmed.pop(record.fill_id, None)
 
 
 def _decode(body: bytes) -> Record:

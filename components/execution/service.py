@@ -5,6 +5,11 @@ across restarts), appends the order to the log, acknowledges it (`pending_new`, 
 risk manager that execution owns it), then submits it. What the venue reports is logged and
 published: updates on `exec.order`, fills on `exec.fill`, under the order's trace id.
 
+Fills are re-sent until the risk manager confirms it booked them (`FillBooked` on
+`risk.fill_booked`): publish/subscribe drops what nobody is connected to receive, and a fill must
+not be lost to a restarting broker or risk manager. The confirmations are logged too, so a
+restarted engine re-sends only what was never confirmed.
+
 On shutdown it cancels whatever is still working at the venue and publishes the cancels, so a
 stopped engine leaves no orders behind.
 """
@@ -20,7 +25,7 @@ from typing import Any
 import prometheus_client as prom
 
 from components.core import topics, wire
-from components.core.events import Fill, Order, OrderStatus, OrderUpdate, Quote
+from components.core.events import Fill, FillBooked, Order, OrderStatus, OrderUpdate, Quote
 from components.execution import orderlog
 from components.execution.venues.base import Report, Venue
 from components.execution.venues.simulated import SimulatedExchange
@@ -30,6 +35,7 @@ from components.runtime.component import Component
 log = logging.getLogger(__name__)
 
 APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
+RESEND_AFTER_S = 1.0  # a fill not confirmed this long after it was sent is sent again
 
 
 class ExecutionMetrics:
@@ -41,6 +47,11 @@ class ExecutionMetrics:
             registry=registry,
         )
         self.fills = prom.Counter("execution_fills", "Fills published.", registry=registry)
+        self.fills_resent = prom.Counter(
+            "execution_fills_resent",
+            "Fills sent again because the risk manager had not confirmed them.",
+            registry=registry,
+        )
         self.duplicates = prom.Counter(
             "execution_duplicate_orders",
             "Orders received again under a known client order id, and dropped.",
@@ -65,6 +76,7 @@ class ExecutionEngine(Component):
         self._log: orderlog.OrderLog | None = None
         self._publisher: Publisher | None = None
         self._traces: dict[str, str] = {}  # client order id -> trace id of its `Order`
+        self._fills_sent_at: dict[str, float] = {}  # fill id -> monotonic time of the last send
 
     def restore(self) -> None:
         """Open the order log under the data directory: every id in it is spent."""
@@ -83,10 +95,13 @@ class ExecutionEngine(Component):
         if self._log is None:
             self.restore()
         self._publisher = self.bus.publisher()
-        subscriber = self.bus.subscriber([topics.APPROVED_ORDERS, topics.QUOTES])
+        subscriber = self.bus.subscriber(
+            [topics.APPROVED_ORDERS, topics.QUOTES, topics.FILLS_BOOKED]
+        )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._consume(subscriber))
             tasks.create_task(self._forward_reports(self.venue))
+            tasks.create_task(self._resend_unconfirmed_fills())
 
     async def close(self) -> None:
         await self.venue.cancel_all()
@@ -106,6 +121,8 @@ class ExecutionEngine(Component):
                 self.venue.on_quote(payload)
             elif isinstance(payload, Order):
                 await self.on_order(payload, envelope)
+            elif isinstance(payload, FillBooked):
+                self.on_fill_booked(payload)
 
     async def _forward_reports(self, venue: Venue) -> None:
         while True:
@@ -164,8 +181,10 @@ class ExecutionEngine(Component):
         now = time.time_ns()
         trace_id = self._traces.get(report.client_order_id)
         if isinstance(report, Fill):
-            self._log.append(orderlog.OrderFilled(ts_logged_ns=now, fill=report))
-            self._publisher.publish(topics.FILLS, report, ts_event_ns=now, trace_id=trace_id)
+            record = orderlog.OrderFilled(ts_logged_ns=now, fill=report)
+            self._log.append(record)
+            self.orders.apply(record)
+            self._send_fill(report, trace_id)
             self.metrics.fills.inc()
             log.info(
                 "Order %s filled %s %s at %s.",
@@ -186,6 +205,31 @@ class ExecutionEngine(Component):
                     "Order %s is %s: %s.", report.client_order_id, report.status, report.reason
                 )
 
+    def _send_fill(self, fill: Fill, trace_id: str | None = None) -> None:
+        assert self._publisher is not None
+        self._publisher.publish(topics.FILLS, fill, ts_event_ns=fill.ts_event_ns, trace_id=trace_id)
+        self._fills_sent_at[fill.fill_id] = time.monotonic()
+
+    def on_fill_booked(self, booked: FillBooked) -> None:
+        if booked.fill_id not in self.orders.unconfirmed:
+            return  # confirmed before (a confirmation of a re-sent fill), or not ours
+        assert self._log is not None
+        record = orderlog.FillConfirmed(ts_logged_ns=time.time_ns(), fill_id=booked.fill_id)
+        self._log.append(record)
+        self.orders.apply(record)
+        self._fills_sent_at.pop(booked.fill_id, None)
+
+    async def _resend_unconfirmed_fills(self) -> None:
+        while True:
+            await asyncio.sleep(RESEND_AFTER_S / 2)
+            now = time.monotonic()
+            for fill in list(self.orders.unconfirmed.values()):
+                # Never sent by this process (logged before a restart) counts as due at once.
+                if now - self._fills_sent_at.get(fill.fill_id, 0.0) >= RESEND_AFTER_S:
+                    log.info("Fill %s is not confirmed yet; sending it again.", fill.fill_id)
+                    self._send_fill(fill)
+                    self.metrics.fills_resent.inc()
+
     def readiness(self) -> dict[str, bool]:
         return {
             **super().readiness(),
@@ -199,6 +243,7 @@ class ExecutionEngine(Component):
             "venue": self.spec.execution.venue,
             "known_orders": len(self.orders.known),
             "open_orders": sorted(self.orders.open),
+            "unconfirmed_fills": sorted(self.orders.unconfirmed),
         }
 
 

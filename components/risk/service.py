@@ -25,6 +25,7 @@ from components.core.events import (
     BreakerState,
     CheckSignal,
     Fill,
+    FillBooked,
     Order,
     OrderStatus,
     OrderType,
@@ -300,7 +301,8 @@ class RiskManager(Component):
     def on_fill(self, fill: Fill) -> None:
         if fill.fill_id in self.state.fill_ids:
             self.metrics.duplicate_fills.inc()
-            log.info("Fill %s was already applied; ignored.", fill.fill_id)
+            log.info("Fill %s was already applied; ignored, confirmed again.", fill.fill_id)
+            self._confirm(fill)  # the first confirmation may have been lost
             return
         try:
             positions.validate_fill(fill)
@@ -309,6 +311,7 @@ class RiskManager(Component):
             log.error("Refused a malformed fill: %s.", exc)
             return
         self._record(statelog.FillApplied(ts_logged_ns=time.time_ns(), fill=fill))
+        self._confirm(fill)
         self.metrics.fills.inc()
         self._update_gauges()
         log.info(
@@ -321,6 +324,15 @@ class RiskManager(Component):
             fill.price,
             self.state.book.quantity(fill.symbol),
         )
+
+    def _confirm(self, fill: Fill) -> None:
+        """Tell execution the fill is booked (only once it is on disk), so it stops re-sending."""
+        if self._publisher is not None:
+            now = time.time_ns()
+            booked = FillBooked(
+                fill_id=fill.fill_id, client_order_id=fill.client_order_id, ts_event_ns=now
+            )
+            self._publisher.publish(topics.FILLS_BOOKED, booked, ts_event_ns=now)
 
     def on_order_update(self, update: OrderUpdate) -> None:
         approval = self.state.approvals.get(update.client_order_id)

@@ -122,22 +122,25 @@ def test_run_when_duration_elapses_then_orders_filled_and_positions_equal_fills(
     assert _children_of(data_dir) == {}
 
 
-def test_run_when_child_killed_then_restarted_and_reported(
-    busy_config: Path, tmp_path: Path
+@pytest.mark.parametrize("victim", ["execution", "broker", "risk"])
+def test_run_when_child_killed_then_restarted_and_trading_resumes(
+    busy_config: Path, tmp_path: Path, victim: str
 ) -> None:
     data_dir = tmp_path / "var"
-    process = _run(str(busy_config), "--duration", "12", data_dir=data_dir)
+    process = _run(str(busy_config), "--duration", "14", data_dir=data_dir)
     try:
         _wait_for_line(process, "ready 5/5", timeout_s=30)
-        victim = _children_of(data_dir)["execution"]
-        os.kill(victim, signal.SIGKILL)
+        os.kill(_children_of(data_dir)[victim], signal.SIGKILL)
+        killed_at_ns = time.time_ns()
         stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
 
     assert process.returncode == 0, stderr
-    assert "execution (1 restart)" in stdout.replace("\n", " ")
+    assert f"{victim} (1 restart)" in stdout.replace("\n", " ")
     _assert_risk_positions_equal_execution_fills(data_dir)
+    later = [r for r in _fills_logged_by_execution(data_dir) if r.ts_logged_ns > killed_at_ns]
+    assert later, f"no fill after {victim} was killed and restarted"
     assert _children_of(data_dir) == {}
 
 

@@ -17,6 +17,7 @@ from components.core import topics, wire
 from components.core.config import TradingSystemSpec
 from components.core.events import (
     Fill,
+    FillBooked,
     Order,
     OrderStatus,
     OrderType,
@@ -25,7 +26,7 @@ from components.core.events import (
     Quote,
     Side,
 )
-from components.execution import orderlog
+from components.execution import orderlog, service
 from components.execution.service import ExecutionEngine
 from components.runtime.settings import BrokerEndpoints
 from tests.conftest import make_settings
@@ -187,3 +188,60 @@ async def test_close_when_orders_resting_then_canceled_and_published(
     log, orders = orderlog.OrderLog.open(tmp_path / "execution" / orderlog.ORDER_LOG_NAME)
     log.close()
     assert orders.open == {}
+
+
+def _fills_sent(engine: ExecutionEngine) -> list[str]:
+    return [p.fill_id for topic, p, _ in sent(engine) if topic == topics.FILLS]  # type: ignore[union-attr]
+
+
+async def test_fill_when_not_confirmed_then_sent_again_until_booked(
+    spec: TradingSystemSpec, start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = start(spec)
+    await deliver(engine, order())
+    [fill_id] = _fills_sent(engine)
+    assert set(engine.orders.unconfirmed) == {fill_id}
+
+    clock = [time.monotonic() + 5]  # later than RESEND_AFTER_S after the first send
+    monkeypatch.setattr(service.time, "monotonic", lambda: clock[0])
+    await one_resend_pass(engine, monkeypatch)
+    assert _fills_sent(engine) == [fill_id, fill_id]
+
+    engine.on_fill_booked(FillBooked(fill_id=fill_id, client_order_id="c1", ts_event_ns=1))
+    clock[0] += 5
+    await one_resend_pass(engine, monkeypatch)
+    assert _fills_sent(engine) == [fill_id, fill_id]  # confirmed: not sent a third time
+    assert engine.orders.unconfirmed == {}
+
+
+async def test_restart_when_fill_unconfirmed_then_only_that_fill_is_sent_again(
+    spec: TradingSystemSpec, start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = start(spec)
+    await deliver(engine, order("c1"))
+    await deliver(engine, order("c2"))
+    first, second = _fills_sent(engine)
+    engine.on_fill_booked(FillBooked(fill_id=first, client_order_id="c1", ts_event_ns=1))
+    await engine.close()
+
+    restarted = start(spec)
+    assert set(restarted.orders.unconfirmed) == {second}
+    await one_resend_pass(restarted, monkeypatch)
+    assert _fills_sent(restarted) == [second]
+
+
+class _Stop(Exception):
+    """Ends the timer loop after one pass."""
+
+
+async def one_resend_pass(engine: ExecutionEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the re-send timer once: its first sleep returns at once, its second stops it."""
+    sleeps = iter([None])
+
+    async def sleep(_: float) -> None:
+        if next(sleeps, _Stop) is _Stop:
+            raise _Stop
+
+    monkeypatch.setattr(service.asyncio, "sleep", sleep)
+    with pytest.raises(_Stop):
+        await engine._resend_unconfirmed_fills()

@@ -19,6 +19,7 @@ from components.core.config import TradingSystemSpec
 from components.core.events import (
     CheckSignal,
     Fill,
+    FillBooked,
     Heartbeat,
     Order,
     OrderStatus,
@@ -240,6 +241,23 @@ async def test_on_fill_when_new_then_logged_applied_and_pending_reduced(
     assert risk.registry.get_sample_value("risk_duplicate_fills_total") == 1
     risk.on_fill(fill_for(order, "f2", quantity=6))
     assert risk.state.approvals == {}
+
+
+async def test_on_fill_when_booked_or_seen_again_then_confirmed_each_time(
+    risk: RiskManager,
+) -> None:
+    """Execution re-sends a fill until confirmed, and a confirmation can be lost: re-confirm."""
+    await risk.on_check_signal(request())
+    order = published(risk)[0][1]
+    assert isinstance(order, Order)
+    risk.on_fill(fill_for(order, quantity=4))
+    risk.on_fill(fill_for(order, quantity=4))
+    confirmations = [p for topic, p, _ in published(risk) if topic == topics.FILLS_BOOKED]
+    assert confirmations == [
+        FillBooked(fill_id="f1", client_order_id=order.client_order_id, ts_event_ns=c.ts_event_ns)
+        for c in confirmations
+    ]
+    assert len(confirmations) == 2
 
 
 async def test_on_order_update_when_rejected_by_venue_then_pending_released(
