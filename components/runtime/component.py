@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from typing import Any, ClassVar
@@ -91,6 +92,11 @@ async def serve(component: Component) -> int:
         settings.listen_host,
         settings.http_port,
     )
+    # Everything imported and built so far lives as long as the process: take it out of the
+    # collector's sight. Otherwise each full collection walks it all (20-50 ms measured here),
+    # which stalls whatever message is in flight: the worst of the tick-to-order tail.
+    gc.collect()
+    gc.freeze()
     work = asyncio.create_task(component.run(), name=f"{component.name}.run")
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
