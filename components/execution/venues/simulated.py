@@ -75,7 +75,7 @@ class SimulatedExchange(Venue):
         if price is None:
             self.resting[order.client_order_id] = working
         else:
-            self._fill(working, price, quote.ts_event_ns)
+            self._fill(working, price)
 
     def on_quote(self, quote: Quote) -> None:
         self.quotes[quote.symbol] = quote
@@ -85,7 +85,7 @@ class SimulatedExchange(Venue):
                 continue
             del self.resting[client_order_id]
             assert order.limit_price is not None
-            self._fill(working, order.limit_price, quote.ts_event_ns)  # a resting order is maker
+            self._fill(working, order.limit_price)  # a resting order is maker
 
     @staticmethod
     def _execution_price(order: Order, quote: Quote) -> Decimal | None:
@@ -99,7 +99,7 @@ class SimulatedExchange(Venue):
         )
         return price if crosses else None
 
-    def _fill(self, working: _Working, price: Decimal, ts_event_ns: int) -> None:
+    def _fill(self, working: _Working, price: Decimal) -> None:
         order = working.order
         self.reports.put_nowait(
             Fill(
@@ -111,7 +111,7 @@ class SimulatedExchange(Venue):
                 price=price,
                 fee=self.config.fee_per_share * order.quantity,
                 venue=self.name,
-                ts_event_ns=ts_event_ns,
+                ts_event_ns=time.time_ns(),  # when it filled, not when the quote was made
             )
         )
         self._update(
