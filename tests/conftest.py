@@ -13,6 +13,7 @@ import pytest
 
 from components.broker.service import Broker
 from components.core.config import TradingSystemSpec
+from components.core.events import Payload
 from components.runtime.settings import BrokerEndpoints, RuntimeSettings
 
 
@@ -50,6 +51,18 @@ def no_leaked_processes() -> Iterator[None]:
     while (leaked := _descendants(os.getpid())) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not leaked, f"processes left running: {leaked}"
+
+
+class RecordingPublisher:
+    """Stands in for a component's `Publisher` in tests that call its handlers directly."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Payload, str | None]] = []
+
+    def publish(
+        self, topic: str, payload: Payload, *, ts_event_ns: int, trace_id: str | None = None
+    ) -> None:
+        self.sent.append((topic, payload, trace_id))
 
 
 def free_port() -> int:

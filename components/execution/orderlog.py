@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import msgspec
-
 from components.core.events import Fill, Order, OrderStatus, OrderUpdate
 from components.runtime import journal
 
@@ -25,35 +23,28 @@ TERMINAL = frozenset(
 )
 
 
-class _Record(msgspec.Struct, frozen=True, kw_only=True, tag_field="record"):
-    ts_logged_ns: int
-
-
-class OrderReceived(_Record, tag="order_received"):
+class OrderReceived(journal.Record, tag="order_received"):
     """Written before the order goes to the venue (or is refused): its id is now spent."""
 
     order: Order
     trace_id: str
 
 
-class OrderUpdated(_Record, tag="order_updated"):
+class OrderUpdated(journal.Record, tag="order_updated"):
     update: OrderUpdate
 
 
-class OrderFilled(_Record, tag="order_filled"):
+class OrderFilled(journal.Record, tag="order_filled"):
     fill: Fill
 
 
-class FillConfirmed(_Record, tag="fill_confirmed"):
+class FillConfirmed(journal.Record, tag="fill_confirmed"):
     """The risk manager booked the fill: it need not be sent again."""
 
     fill_id: str
 
 
 Record = OrderReceived | OrderUpdated | OrderFilled | FillConfirmed
-
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(Record)
 
 
 @dataclasses.dataclass
@@ -80,36 +71,21 @@ class Orders:
             self.unconfirmed.pop(record.fill_id, None)
 
 
-def _decode(body: bytes) -> Record:
-    try:
-        return _decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"bad record: {exc}") from exc
-
-
 def read(path: Path) -> journal.Replay[Record]:
     """Every record of the order log at `path` (a missing file has none)."""
-    return journal.read(path, _decode)
+    return OrderLog.read(path)
 
 
-class OrderLog:
-    """Appends records to the order log, each fsynced before `append` returns."""
+class OrderLog(journal.Journal[Record]):
+    """The execution engine's order log: append an order before it is sent."""
 
-    def __init__(self, file: journal.Journal) -> None:
-        self._journal = file
+    record_type = Record
 
     @classmethod
-    def open(cls, path: Path) -> tuple[OrderLog, Orders]:
-        """Read the log at `path`, cut off a torn tail, open it for appending."""
-        file, replay = journal.Journal.open(path, _decode)
+    def restore(cls, path: Path) -> tuple[OrderLog, Orders]:
+        """Open the log at `path` (cutting off a torn tail) and what its records say."""
+        order_log, replay = cls.open(path)
         orders = Orders(torn_lines=replay.torn_lines)
         for record in replay:
             orders.apply(record)
-        return cls(file), orders
-
-    def append(self, record: Record) -> None:
-        """Write and fsync one record; on failure nothing of it stays, and OSError is raised."""
-        self._journal.append(_encoder.encode(record))
-
-    def close(self) -> None:
-        self._journal.close()
+        return order_log, orders

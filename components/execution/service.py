@@ -81,7 +81,7 @@ class ExecutionEngine(Component):
     def restore(self) -> None:
         """Open the order log under the data directory: every id in it is spent."""
         path = self.settings.data_dir / orderlog.ORDER_LOG_NAME
-        self._log, self.orders = orderlog.OrderLog.open(path)
+        self._log, self.orders = orderlog.OrderLog.restore(path)
         if self.orders.open:
             # The simulated venue forgot them with the last process; a real venue is asked later.
             log.warning(

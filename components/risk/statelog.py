@@ -18,8 +18,6 @@ from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
-import msgspec
-
 from components.core.events import Fill, Order, OrderStatus
 from components.risk.positions import PositionBook
 from components.runtime import journal
@@ -28,26 +26,22 @@ STATE_LOG_NAME = "state.log"
 ZERO = Decimal(0)
 
 
-class _Record(msgspec.Struct, frozen=True, kw_only=True, tag_field="record"):
-    ts_logged_ns: int
-
-
-class LogOpened(_Record, tag="log_opened"):
+class LogOpened(journal.Record, tag="log_opened"):
     """The first record: the account's starting cash, which later config changes do not alter."""
 
     system: str
     initial_cash: Decimal
 
 
-class OrderApproved(_Record, tag="order_approved"):
+class OrderApproved(journal.Record, tag="order_approved"):
     order: Order
 
 
-class OrderAcknowledged(_Record, tag="order_acknowledged"):
+class OrderAcknowledged(journal.Record, tag="order_acknowledged"):
     client_order_id: str
 
 
-class OrderClosed(_Record, tag="order_closed"):
+class OrderClosed(journal.Record, tag="order_closed"):
     """The order is over (filled, rejected, canceled, expired): it holds no more exposure."""
 
     client_order_id: str
@@ -55,50 +49,22 @@ class OrderClosed(_Record, tag="order_closed"):
     reason: str = ""
 
 
-class FillApplied(_Record, tag="fill_applied"):
+class FillApplied(journal.Record, tag="fill_applied"):
     fill: Fill
 
 
 Record = LogOpened | OrderApproved | OrderAcknowledged | OrderClosed | FillApplied
 
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(Record)
-
-
-def encode_line(record: Record) -> bytes:
-    return journal.frame(_encoder.encode(record))
-
-
-def _decode(body: bytes) -> Record:
-    try:
-        return _decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"bad record: {exc}") from exc
-
 
 def read(path: Path) -> journal.Replay[Record]:
     """Every record of the state log at `path` (a missing file has none)."""
-    return journal.read(path, _decode)
+    return StateLog.read(path)
 
 
-class StateLog:
-    """Appends records to the state log, each one fsynced before `append` returns."""
+class StateLog(journal.Journal[Record]):
+    """The risk manager's state log: append a record before acting on what it records."""
 
-    def __init__(self, file: journal.Journal) -> None:
-        self._journal = file
-
-    @classmethod
-    def open(cls, path: Path) -> tuple[StateLog, journal.Replay[Record]]:
-        """Read the log at `path`, cut off a torn tail, and open it for appending."""
-        file, replay = journal.Journal.open(path, _decode)
-        return cls(file), replay
-
-    def append(self, record: Record) -> None:
-        """Write and fsync one record; on failure nothing of it stays, and OSError is raised."""
-        self._journal.append(_encoder.encode(record))
-
-    def close(self) -> None:
-        self._journal.close()
+    record_type = Record
 
 
 @dataclasses.dataclass

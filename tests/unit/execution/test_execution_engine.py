@@ -29,19 +29,9 @@ from components.core.events import (
 from components.execution import orderlog, service
 from components.execution.service import ExecutionEngine
 from components.runtime.settings import BrokerEndpoints
-from tests.conftest import make_settings
+from tests.conftest import RecordingPublisher, make_settings
 
 D = Decimal
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Payload, str | None]] = []
-
-    def publish(
-        self, topic: str, payload: Payload, *, ts_event_ns: int, trace_id: str | None = None
-    ) -> None:
-        self.sent.append((topic, payload, trace_id))
 
 
 Start = Callable[[TradingSystemSpec], ExecutionEngine]
@@ -185,7 +175,7 @@ async def test_close_when_orders_resting_then_canceled_and_published(
     await engine.close()
     last = sent(engine)[-1][1]
     assert isinstance(last, OrderUpdate) and last.status is OrderStatus.CANCELED
-    log, orders = orderlog.OrderLog.open(tmp_path / "execution" / orderlog.ORDER_LOG_NAME)
+    log, orders = orderlog.OrderLog.restore(tmp_path / "execution" / orderlog.ORDER_LOG_NAME)
     log.close()
     assert orders.open == {}
 

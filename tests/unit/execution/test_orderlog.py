@@ -40,7 +40,7 @@ def update(client_order_id: str, status: OrderStatus) -> OrderUpdate:
 
 
 def write(path: Path) -> None:
-    log, _ = orderlog.OrderLog.open(path)
+    log, _ = orderlog.OrderLog.restore(path)
     for client_order_id in ("c1", "c2"):
         log.append(
             orderlog.OrderReceived(ts_logged_ns=1, order=order(client_order_id), trace_id="t")
@@ -52,7 +52,7 @@ def write(path: Path) -> None:
 def test_open_when_log_written_then_known_ids_and_open_orders_restored(tmp_path: Path) -> None:
     path = tmp_path / orderlog.ORDER_LOG_NAME
     write(path)
-    log, orders = orderlog.OrderLog.open(path)
+    log, orders = orderlog.OrderLog.restore(path)
     log.close()
     assert orders.known == {"c1", "c2"}
     assert list(orders.open) == ["c2"]
@@ -65,7 +65,7 @@ def test_open_when_last_line_torn_then_skipped_and_cut_off(tmp_path: Path) -> No
     size = path.stat().st_size
     with path.open("ab") as file:
         file.write(b'0badc0de {"record":"order_rec')
-    log, orders = orderlog.OrderLog.open(path)
+    log, orders = orderlog.OrderLog.restore(path)
     log.close()
     assert orders.torn_lines == 1 and orders.known == {"c1", "c2"}
     assert path.stat().st_size == size

@@ -34,19 +34,9 @@ from components.risk import statelog
 from components.risk.service import RiskManager
 from components.runtime import journal
 from components.runtime.settings import BrokerEndpoints
-from tests.conftest import make_settings
+from tests.conftest import RecordingPublisher, make_settings
 
 D = Decimal
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Payload, str | None]] = []
-
-    def publish(
-        self, topic: str, payload: Payload, *, ts_event_ns: int, trace_id: str | None = None
-    ) -> None:
-        self.sent.append((topic, payload, trace_id))
 
 
 def make_spec(**risk: Any) -> TradingSystemSpec:

@@ -12,6 +12,7 @@ import pytest
 from components.core.errors import CorruptLogError
 from components.core.events import Fill, Order, OrderStatus, Side
 from components.risk import statelog
+from components.runtime import journal
 
 D = Decimal
 
@@ -67,7 +68,7 @@ def test_read_when_records_appended_then_returns_them_in_order(tmp_path: Path) -
 
 
 def test_encode_line_when_record_has_decimals_then_json_strings_with_crc(tmp_path: Path) -> None:
-    line = statelog.encode_line(RECORDS[3])
+    line = journal.encode(RECORDS[3])
     assert line.endswith(b"\n") and line[8:9] == b" "
     assert b'"price":"10.50"' in line and b'"record":"fill_applied"' in line
 
@@ -82,7 +83,7 @@ def test_read_when_last_line_torn_then_skipped_with_warning_and_count(
     path = tmp_path / "state.log"
     write(path, RECORDS)
     with path.open("ab") as file:
-        file.write(statelog.encode_line(RECORDS[1])[:25])  # a crash mid-write
+        file.write(journal.encode(RECORDS[1])[:25])  # a crash mid-write
     with caplog.at_level(logging.WARNING):
         replay = statelog.read(path)
     assert list(replay) == RECORDS
