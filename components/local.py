@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 import prometheus_client as prom
 import yaml
+from rich.logging import RichHandler
 
 from components import catalog, dashboard
 from components.core.config import API_VERSION, KIND, TradingSystemSpec, load_spec, parse_spec
@@ -318,9 +319,11 @@ def main(config: Path | None, data_dir: Path, duration_s: float | None, *, plain
             sort_keys=False,
         )
     )
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     supervisor = Supervisor(name, spec, effective, data_dir)
     view = dashboard.View(supervisor, live=sys.stdout.isatty() and not plain)
+    # Through the view's console, so that a warning prints above the live view, not into it.
+    handler = RichHandler(console=view.console, show_path=False, markup=False)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
     code = asyncio.run(supervisor.run(duration_s, view))
     agreed = dashboard.print_summary(supervisor)
     return code if agreed else 1
