@@ -45,10 +45,16 @@ def _descendants(pid: int) -> dict[int, str]:
 
 @pytest.fixture(autouse=True)
 def no_leaked_processes() -> Iterator[None]:
-    """A test that leaves a child process running fails (after a short grace to exit)."""
+    """A test that leaves a child process running fails (after a short grace to exit).
+
+    Processes of wider-scoped fixtures, started before the test, are theirs to stop."""
+    before = set(_descendants(os.getpid()))
     yield
     deadline = time.monotonic() + 5
-    while (leaked := _descendants(os.getpid())) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        leaked = {p: c for p, c in _descendants(os.getpid()).items() if p not in before}
+        if not leaked:
+            break
         time.sleep(0.05)
     assert not leaked, f"processes left running: {leaked}"
 
