@@ -56,6 +56,12 @@ def default_document() -> dict[str, Any]:
     return document
 
 
+def restart_delay_s(failures: int) -> float:
+    """The wait before restarting a child after its `failures`-th exit in a row: 1 s, 2 s,
+    4 s, … up to 30 s, as the kubelet backs off a crashing pod."""
+    return min(BACKOFF_INITIAL_S * 2 ** (failures - 1), BACKOFF_MAX_S)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -179,8 +185,8 @@ class Supervisor:
                 child.state = "stopped"
                 return
             uptime_s = time.monotonic() - child.started_at
-            streak = 0 if uptime_s > STABLE_AFTER_S else streak + 1
-            delay_s = min(BACKOFF_INITIAL_S * 2 ** max(streak - 1, 0), BACKOFF_MAX_S)
+            streak = 1 if uptime_s > STABLE_AFTER_S else streak + 1
+            delay_s = restart_delay_s(streak)
             child.restarts += 1
             child.state = f"exited {child.last_exit}; restart in {delay_s:g} s"
             self.activity.note(f"{child.name} exited with {child.last_exit}; restarting")

@@ -9,7 +9,6 @@ import pytest
 
 from components.core.config import TradingSystemSpec, load_spec, parse_spec
 from components.core.errors import ConfigError
-from components.local import default_document
 
 
 def _problems(document: object) -> list[str]:
@@ -34,12 +33,6 @@ def test_parse_when_manifest_then_name_from_metadata() -> None:
     }
     name, spec = parse_spec(document)
     assert (name, spec.symbols) == ("paper", ["AAPL", "BRK.B"])
-
-
-def test_parse_when_embedded_default_then_valid() -> None:
-    name, spec = parse_spec(default_document())
-    assert name == "demo"
-    assert spec.execution.venue == "simulated"
 
 
 @pytest.mark.parametrize(
