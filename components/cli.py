@@ -16,7 +16,7 @@ import prometheus_client as prom
 
 from components import catalog
 from components.core.config import load_spec
-from components.core.errors import ConfigError
+from components.core.errors import ConfigError, TradingSystemError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TradingSystemError as exc:  # e.g. a damaged state log: say so, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED
     raise AssertionError(f"unhandled command {args.command}")

@@ -124,7 +124,7 @@ class Supervisor:
         (data_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.children = {name: self._child(name) for name in catalog.COMPONENTS}
         self.activity = Activity()
-        self.book_at_start = statelog.load_book(data_dir / "risk", spec.risk.initial_cash)
+        # The state at start plus every fill seen: what the risk manager's log must hold at the end.
         self.observed = statelog.load_book(data_dir / "risk", spec.risk.initial_cash)
         self.listeners: list[Callable[[Envelope], None]] = []  # extra observers (benchmarks)
         self.fill_ids: set[str] = set()
@@ -231,9 +231,9 @@ class Supervisor:
         except (aiohttp.ClientError, TimeoutError):
             return False
 
-    async def _wait_ready(self, names: list[str]) -> None:
+    async def _wait_ready(self, names: list[str], stop: asyncio.Event) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not all(self.children[n].ready for n in names):
+        while not all(self.children[n].ready for n in names) and not stop.is_set():
             if time.monotonic() > deadline:
                 waiting = [n for n in names if not self.children[n].ready]
                 log.warning("Still not ready after %g s: %s.", READY_TIMEOUT_S, ", ".join(waiting))
@@ -285,9 +285,9 @@ class Supervisor:
             keepers = {
                 n: asyncio.create_task(self._keep_running(c)) for n, c in self.children.items()
             }
-            await self._wait_ready(["broker"])
+            await self._wait_ready(["broker"], stop)
             tasks.append(asyncio.create_task(self._observe(bus)))
-            await self._wait_ready(list(self.children))
+            await self._wait_ready(list(self.children), stop)
             if view is not None:
                 tasks.append(asyncio.create_task(view.refresh_until(stop)))
             with contextlib.suppress(TimeoutError):

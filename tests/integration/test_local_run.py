@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -245,3 +246,22 @@ def test_run_when_a_component_would_refuse_its_config_then_nothing_starts(tmp_pa
     assert "strategy.params.slow: must be greater than fast (5) (was 2)" in result.stderr
     assert "marketdata.feed.replay.path:" in result.stderr
     assert not (tmp_path / "logs").exists()
+
+
+def test_run_when_state_log_damaged_then_one_error_line_and_exit_1(tmp_path: Path) -> None:
+    """A damaged line before the last cannot be replayed around: refuse to start, say where."""
+    (tmp_path / "risk").mkdir()
+    body = b'{"x": 1}'
+    (tmp_path / "risk" / statelog.STATE_LOG_NAME).write_bytes(b"deadbeef " + body + b"\nlast\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "run", "--data-dir", str(tmp_path), "--duration", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: journal {tmp_path / 'risk' / statelog.STATE_LOG_NAME}: line 1 is corrupt: "
+        f"CRC mismatch: stored deadbeef, computed {zlib.crc32(body):08x}"
+    ]
