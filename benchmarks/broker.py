@@ -30,7 +30,6 @@ import queue
 import re
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ import zmq
 from benchmarks import codec
 from benchmarks.results import Result
 from components.core import wire
+from components.local import free_ports
 
 MESSAGES = 200_000  # per round
 ROUNDS = 7  # per path, interleaved direct / broker
@@ -215,14 +215,6 @@ def _run_round(
 # --- the broker process -----------------------------------------------------------------------
 
 
-def _free_ports(count: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
-
-
 def _http_get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -235,7 +227,7 @@ class BrokerProcess:
     """`python -m components component broker` on free ports of 127.0.0.1; a context manager."""
 
     def __init__(self, workdir: Path) -> None:
-        self.http, self.publish, self.subscribe, request, reply = _free_ports(5)
+        self.http, self.publish, self.subscribe, request, reply = free_ports(5)
         self.log_path = workdir / "broker.log"
         config = workdir / "broker.yaml"
         config.write_text(f"symbols: [AAPL]\nbroker:\n  high_water_mark: {HWM}\n")
@@ -329,7 +321,7 @@ def run() -> list[Result]:
         BrokerProcess(Path(workdir)) as broker,
     ):
         broker.wait_ready()
-        (direct_port,) = _free_ports(1)
+        (direct_port,) = free_ports(1)
         direct_url = f"tcp://127.0.0.1:{direct_port}"
         broker_urls = (f"tcp://127.0.0.1:{broker.publish}", f"tcp://127.0.0.1:{broker.subscribe}")
         forwarded_before = broker.forwarded()

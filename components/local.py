@@ -62,10 +62,14 @@ def restart_delay_s(failures: int) -> float:
     return min(BACKOFF_INITIAL_S * 2 ** (failures - 1), BACKOFF_MAX_S)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports of 127.0.0.1 (all probes held open together, so that the
+    system cannot hand out one port twice)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 def _die_with_parent() -> None:
@@ -114,15 +118,19 @@ class Supervisor:
         self.spec = spec
         self.config = config
         self.data_dir = data_dir
+        publish, subscribe, request, reply, *http_ports = free_ports(4 + len(catalog.COMPONENTS))
         self.endpoints = BrokerEndpoints(
             host="127.0.0.1",
-            publish_port=_free_port(),
-            subscribe_port=_free_port(),
-            request_port=_free_port(),
-            reply_port=_free_port(),
+            publish_port=publish,
+            subscribe_port=subscribe,
+            request_port=request,
+            reply_port=reply,
         )
         (data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        self.children = {name: self._child(name) for name in catalog.COMPONENTS}
+        self.children = {
+            name: self._child(name, port)
+            for name, port in zip(catalog.COMPONENTS, http_ports, strict=True)
+        }
         self.activity = Activity()
         # The state at start plus every fill seen: what the risk manager's log must hold at the end.
         self.observed = statelog.load_book(data_dir / "risk", spec.risk.initial_cash)
@@ -132,8 +140,7 @@ class Supervisor:
         self.stopping = False
         self.started_at = time.monotonic()
 
-    def _child(self, component: str) -> Child:
-        port = _free_port()
+    def _child(self, component: str, port: int) -> Child:
         ports = self.endpoints
         env = {
             **os.environ,

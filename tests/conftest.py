@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from components.broker.service import Broker
 from components.core.config import TradingSystemSpec
 from components.core.events import Payload
+from components.local import free_ports
 from components.runtime.settings import BrokerEndpoints, RuntimeSettings
 
 
@@ -71,12 +71,6 @@ class RecordingPublisher:
         self.sent.append((topic, payload, trace_id))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def make_settings(
     component: str, endpoints: BrokerEndpoints, data_dir: Path, **overrides: object
 ) -> RuntimeSettings:
@@ -84,7 +78,7 @@ def make_settings(
         "system_name": "test",
         "component_id": component,
         "listen_host": "127.0.0.1",
-        "http_port": free_port(),
+        "http_port": free_ports(1)[0],
         "broker": endpoints,
         "data_dir": data_dir / component,
         "shutdown_timeout_s": 5.0,
@@ -100,12 +94,13 @@ def spec() -> TradingSystemSpec:
 
 @pytest.fixture
 def endpoints() -> BrokerEndpoints:
+    publish, subscribe, request, reply = free_ports(4)
     return BrokerEndpoints(
         host="127.0.0.1",
-        publish_port=free_port(),
-        subscribe_port=free_port(),
-        request_port=free_port(),
-        reply_port=free_port(),
+        publish_port=publish,
+        subscribe_port=subscribe,
+        request_port=request,
+        reply_port=reply,
     )
 
 

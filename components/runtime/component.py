@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import gc
 import logging
 import signal
@@ -103,16 +102,14 @@ async def serve(component: Component) -> int:
 
     exit_code = 0
     if work.done():
-        exc = work.exception()
-        log.error("Component %s stopped unexpectedly.", component.name, exc_info=exc)
+        log.error("Component %s stopped unexpectedly.", component.name, exc_info=work.exception())
         exit_code = 1
     else:
         log.info("Component %s is shutting down.", component.name)
         work.cancel()
     try:
         async with asyncio.timeout(settings.shutdown_timeout_s):
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
+            await asyncio.wait({work})  # its outcome is logged above, not raised again here
             await component.close()
     except TimeoutError:
         log.error(
@@ -127,5 +124,7 @@ async def serve(component: Component) -> int:
     stopping.cancel()
     component._close_bus()
     await runner.cleanup()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)
     log.info("Component %s stopped.", component.name)
     return exit_code
