@@ -23,13 +23,13 @@ from components.core.events import (
     OrderType,
     OrderUpdate,
     Payload,
-    Quote,
     Side,
 )
 from components.execution import orderlog, service
 from components.execution.service import ExecutionEngine
 from components.runtime.settings import BrokerEndpoints
 from tests.conftest import RecordingPublisher, make_settings
+from tests.factories import quote
 
 D = Decimal
 
@@ -57,16 +57,7 @@ def make(spec: TradingSystemSpec, endpoints: BrokerEndpoints, tmp_path: Path) ->
     engine = ExecutionEngine(spec, settings, prom.CollectorRegistry())
     engine.restore()
     engine._publisher = RecordingPublisher()  # type: ignore[assignment]
-    engine.venue.on_quote(
-        Quote(
-            symbol="AAPL",
-            bid_price=D("99.98"),
-            bid_size=D(1),
-            ask_price=D("100.02"),
-            ask_size=D(1),
-            ts_event_ns=1,
-        )
-    )
+    engine.venue.on_quote(quote("99.98", "100.02"))
     return engine
 
 

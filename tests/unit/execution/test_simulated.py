@@ -13,11 +13,11 @@ from components.core.events import (
     OrderStatus,
     OrderType,
     OrderUpdate,
-    Quote,
     Side,
 )
 from components.execution.venues.base import Report
 from components.execution.venues.simulated import SimulatedExchange
+from tests.factories import quote
 
 D = Decimal
 
@@ -39,17 +39,6 @@ def order(
         ts_origin_ns=1,
         order_type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
         limit_price=None if limit_price is None else D(limit_price),
-    )
-
-
-def quote(bid: str, ask: str) -> Quote:
-    return Quote(
-        symbol="AAPL",
-        bid_price=D(bid),
-        bid_size=D(1),
-        ask_price=D(ask),
-        ask_size=D(1),
-        ts_event_ns=5,
     )
 
 

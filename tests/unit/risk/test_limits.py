@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from components.core.events import Quote, Side, Signal
+from components.core.events import Side, Signal
 from components.risk.limits import Exposure, MaxNotional, MaxPosition, Rejection, RejectReason
+from tests.factories import quote
 
 D = Decimal
 
@@ -20,17 +21,6 @@ def signal(side: Side, quantity: int, symbol: str = "AAPL") -> Signal:
         quantity=D(quantity),
         ts_event_ns=1,
         ts_origin_ns=1,
-    )
-
-
-def quote(bid: str, ask: str, symbol: str = "AAPL") -> Quote:
-    return Quote(
-        symbol=symbol,
-        bid_price=D(bid),
-        bid_size=D(100),
-        ask_price=D(ask),
-        ask_size=D(100),
-        ts_event_ns=1,
     )
 
 

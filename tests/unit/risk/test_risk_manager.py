@@ -26,7 +26,6 @@ from components.core.events import (
     OrderType,
     OrderUpdate,
     Payload,
-    Quote,
     Side,
     Signal,
 )
@@ -35,6 +34,7 @@ from components.risk.service import RiskManager
 from components.runtime import journal
 from components.runtime.settings import BrokerEndpoints
 from tests.conftest import RecordingPublisher, make_settings
+from tests.factories import quote
 
 D = Decimal
 
@@ -71,14 +71,7 @@ def make(spec: TradingSystemSpec, endpoints: BrokerEndpoints, tmp_path: Path) ->
     risk = RiskManager(spec, make_settings("risk", endpoints, tmp_path), prom.CollectorRegistry())
     risk.restore()
     risk._publisher = RecordingPublisher()  # type: ignore[assignment]
-    risk.quotes["AAPL"] = Quote(
-        symbol="AAPL",
-        bid_price=D("99.90"),
-        bid_size=D(100),
-        ask_price=D("100.10"),
-        ask_size=D(100),
-        ts_event_ns=1,
-    )
+    risk.quotes["AAPL"] = quote("99.90", "100.10")
     return risk
 
 

@@ -16,17 +16,11 @@ from components.core.errors import BusError
 from components.core.events import Heartbeat, Quote, Trade
 from components.runtime.bus import Bus
 from components.runtime.settings import BrokerEndpoints
+from tests.factories import quote
 
 
 def _quote(symbol: str, bid: str = "10.00") -> Quote:
-    return Quote(
-        symbol=symbol,
-        bid_price=Decimal(bid),
-        bid_size=Decimal(1),
-        ask_price=Decimal(bid) + Decimal("0.02"),
-        ask_size=Decimal(1),
-        ts_event_ns=1,
-    )
+    return quote(bid, str(Decimal(bid) + Decimal("0.02")), symbol)
 
 
 async def _wait_connected(bus: Bus) -> None:

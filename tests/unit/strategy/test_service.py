@@ -18,30 +18,14 @@ from components.broker.service import Broker
 from components.core import topics, wire
 from components.core.config import TradingSystemSpec
 from components.core.errors import ConfigError
-from components.core.events import Bar, CheckSignal, Payload, Side, Signal, SignalChecked
+from components.core.events import CheckSignal, Payload, Side, Signal, SignalChecked
 from components.runtime.bus import Bus, Publisher
 from components.runtime.settings import BrokerEndpoints
 from components.strategy.service import StrategyEngine
 from tests.conftest import make_settings
+from tests.factories import flat_bar
 
 RiskHandler = Callable[[wire.Envelope], Awaitable[Payload]]
-
-
-def _bar(symbol: str, close: str) -> Bar:
-    price = Decimal(close)
-    return Bar(
-        symbol=symbol,
-        timeframe="1s",
-        open=price,
-        high=price,
-        low=price,
-        close=price,
-        volume=Decimal(1),
-        vwap=price,
-        trade_count=1,
-        ts_open_ns=0,
-        ts_close_ns=1,
-    )
 
 
 def _engine(endpoints: BrokerEndpoints, tmp_path: Path, risk_timeout_ms: int) -> StrategyEngine:
@@ -93,7 +77,7 @@ class Harness:
         async with asyncio.timeout(5):
             while True:
                 self.publisher.publish(
-                    topics.bar("1s", "WARM"), _bar("WARM", next(closes)), ts_event_ns=1
+                    topics.bar("1s", "WARM"), flat_bar(next(closes), "WARM"), ts_event_ns=1
                 )
                 try:
                     await asyncio.wait_for(self.signals.get(), 0.05)
@@ -163,7 +147,7 @@ async def test_on_bar_when_cross_approved_then_signal_published_traced_and_count
     async with _harness(endpoints, tmp_path, _approve) as harness:
         approved_before = harness.count("strategy_risk_checks_total", outcome="approved")
         sent = [
-            harness.publisher.publish(topics.bar("1s", "AAPL"), _bar("AAPL", c), ts_event_ns=1)
+            harness.publisher.publish(topics.bar("1s", "AAPL"), flat_bar(c, "AAPL"), ts_event_ns=1)
             for c in ("10", "11", "10")
         ]
         envelope = await asyncio.wait_for(harness.signals.get(), 5)
@@ -195,7 +179,9 @@ async def test_check_when_risk_rejects_then_counted_by_reason_code(
     async with _harness(endpoints, tmp_path, _reject) as harness:
         before = harness.count("strategy_risk_checks_total", outcome="rejected")
         for close in ("10", "11", "10", "11"):
-            harness.publisher.publish(topics.bar("1s", "AAPL"), _bar("AAPL", close), ts_event_ns=1)
+            harness.publisher.publish(
+                topics.bar("1s", "AAPL"), flat_bar(close, "AAPL"), ts_event_ns=1
+            )
         await _until(
             lambda: harness.count("strategy_risk_checks_total", outcome="rejected") == before + 2
         )
@@ -213,7 +199,9 @@ async def test_check_when_no_risk_manager_then_times_out_as_rejection(
     async with _harness(endpoints, tmp_path, risk=None, risk_timeout_ms=50) as harness:
         before = harness.count("strategy_risk_checks_total", outcome="timeout")
         for close in ("10", "11", "10"):
-            harness.publisher.publish(topics.bar("1s", "AAPL"), _bar("AAPL", close), ts_event_ns=1)
+            harness.publisher.publish(
+                topics.bar("1s", "AAPL"), flat_bar(close, "AAPL"), ts_event_ns=1
+            )
         await _until(
             lambda: harness.count("strategy_risk_checks_total", outcome="timeout") == before + 1
         )

@@ -7,30 +7,14 @@ from decimal import Decimal
 
 import pytest
 
-from components.core.events import Bar, Side
+from components.core.events import Side
 from components.strategy.base import Intent
 from components.strategy.sma_cross import SmaCross, SmaCrossParams
-
-
-def _bar(close: str, symbol: str = "AAPL") -> Bar:
-    price = Decimal(close)
-    return Bar(
-        symbol=symbol,
-        timeframe="1s",
-        open=price,
-        high=price,
-        low=price,
-        close=price,
-        volume=Decimal(1),
-        vwap=price,
-        trade_count=1,
-        ts_open_ns=0,
-        ts_close_ns=1,
-    )
+from tests.factories import flat_bar
 
 
 def _run(strategy: SmaCross, closes: list[str], symbol: str = "AAPL") -> list[Intent | None]:
-    return [strategy.on_bar(_bar(close, symbol)) for close in closes]
+    return [strategy.on_bar(flat_bar(close, symbol)) for close in closes]
 
 
 def test_on_bar_when_fast_crosses_slow_then_sell_then_buy() -> None:
@@ -84,8 +68,8 @@ def test_on_bar_when_symbols_interleave_then_each_has_own_windows() -> None:
     strategy = SmaCross(SmaCrossParams(fast=1, slow=2))
     got = []
     for aapl, msft in [("10", "50"), ("11", "49"), ("10", "48"), ("11", "49")]:
-        got.append(strategy.on_bar(_bar(aapl, "AAPL")))
-        got.append(strategy.on_bar(_bar(msft, "MSFT")))
+        got.append(strategy.on_bar(flat_bar(aapl, "AAPL")))
+        got.append(strategy.on_bar(flat_bar(msft, "MSFT")))
     assert [(i.symbol, i.side) for i in got if i is not None] == [
         ("AAPL", Side.SELL),
         ("AAPL", Side.BUY),
