@@ -85,9 +85,11 @@ class _LoopSocket:
     """A plain ZMQ socket driven by the asyncio loop: receive without blocking until the queue is
     empty, and only then wait for the socket's file descriptor.
 
-    ZMQ's descriptor is edge-triggered and signals a change, not a message, and any operation on
-    the socket (a send too) can consume that change. So the socket's EVENTS are read before
-    sleeping, and again after each send, or a message could wait unseen.
+    ZMQ's descriptor signals that the socket has commands to process, not that a message is
+    there, and it stays readable until something processes them. So the loop's callback reads
+    EVENTS (which processes them) and wakes a receiver only for POLLIN; a send can process them
+    too, so EVENTS is read again after each send. A socket that only sends never watches its
+    descriptor at all.
     """
 
     def __init__(self, socket: zmq.Socket) -> None:
@@ -95,7 +97,7 @@ class _LoopSocket:
         self._fd = socket.getsockopt(zmq.FD)
         self._readable = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._fd, self._readable.set)
+        self._watching = False
 
     async def recv(self) -> bytes:
         while True:
@@ -116,17 +118,23 @@ class _LoopSocket:
         try:
             self.socket.send_multipart(frames, zmq.NOBLOCK)
         finally:
-            if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                self._readable.set()
+            self._check_events()
+
+    def _check_events(self) -> None:
+        if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            self._readable.set()
 
     async def _wait_readable(self) -> None:
+        if not self._watching:
+            self._loop.add_reader(self._fd, self._check_events)
+            self._watching = True
         self._readable.clear()
-        if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            return
+        self._check_events()
         await self._readable.wait()
 
     def close(self, linger_ms: int) -> None:
-        self._loop.remove_reader(self._fd)
+        if self._watching:
+            self._loop.remove_reader(self._fd)
         self.socket.close(linger=linger_ms)
 
 
