@@ -24,7 +24,7 @@ from components.core.wire import Envelope
 from components.local import Supervisor
 
 TARGET_P99_MS = 5.0
-DURATION_S = 20.0
+DURATION_S = 30.0
 SYMBOLS = [f"S{n:02d}" for n in range(8)]
 
 
