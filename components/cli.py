@@ -21,6 +21,16 @@ from components.core.errors import ConfigError, TradingSystemError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0 (was {text})")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tradingsystem", description="Run and inspect a TradingSystem."
@@ -30,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run every component as a local process")
     run.add_argument("config", nargs="?", type=Path, help="spec or TradingSystem manifest")
     run.add_argument("--data-dir", type=Path, default=Path("var"), help="state and logs (./var)")
-    run.add_argument("--duration", type=float, help="stop after this many seconds")
+    run.add_argument("--duration", type=_seconds, help="stop after this many seconds")
     run.add_argument("--plain", action="store_true", help="no live view, progress lines only")
 
     component = commands.add_parser("component", help="run one component, as its pod does")
