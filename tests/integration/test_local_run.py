@@ -54,6 +54,17 @@ def _run(*args: str, data_dir: Path) -> subprocess.Popen[str]:
     )
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`tradingsystem ARGS` to its end, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "components", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def _children_of(data_dir: Path) -> dict[str, int]:
     """Component name → pid of the processes started with this run's config."""
     config = str(data_dir.resolve() / "tradingsystem.yaml")
@@ -172,13 +183,7 @@ def test_run_when_interrupted_then_every_child_stops_and_summary_printed(
 def test_run_when_config_malformed_then_one_error_line_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("symbols: [AAPL\nrisk: {limits: {max_position: -5}}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "components", "run", str(bad), "--duration", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = _cli("run", str(bad), "--duration", "1")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -188,13 +193,7 @@ def test_run_when_config_malformed_then_one_error_line_and_exit_2(tmp_path: Path
 
 @pytest.mark.parametrize("path", ["examples/replay.yaml", "components/defaults/local.yaml"])
 def test_validate_when_example_then_valid(path: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "components", "validate", path],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = _cli("validate", path)
     assert result.returncode == 0, result.stderr
     assert "valid TradingSystem" in result.stdout
 
@@ -204,22 +203,10 @@ def test_validate_when_invalid_then_every_field_path_and_exit_2(tmp_path: Path) 
     bad.write_text("symbols: [AAPL, AAPL]\nrisk: {limits: {max_position: -5}}\n")
     bad_params = tmp_path / "bad_params.yaml"
     bad_params.write_text("symbols: [AAPL]\nstrategy: {params: {fast: 0, slow: 2}}\n")
-    params = subprocess.run(
-        [sys.executable, "-m", "components", "validate", str(bad_params)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    params = _cli("validate", str(bad_params))
     assert params.returncode == 2
     assert "strategy.params.fast: Input should be greater than or equal to 1" in params.stderr
-    result = subprocess.run(
-        [sys.executable, "-m", "components", "validate", str(bad)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = _cli("validate", str(bad))
     assert result.returncode == 2
     assert "symbols: symbols must be unique (repeated: AAPL)" in result.stderr
     assert "risk.limits.max_position: Input should be greater than 0 (was -5)" in result.stderr
@@ -235,13 +222,7 @@ def test_run_when_a_component_would_refuse_its_config_then_nothing_starts(tmp_pa
     }
     config = tmp_path / "spec.yaml"
     config.write_text(yaml.safe_dump(spec))
-    result = subprocess.run(
-        [sys.executable, "-m", "components", "run", str(config), "--data-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = _cli("run", str(config), "--data-dir", str(tmp_path))
     assert result.returncode == 2
     assert "strategy.params.slow: must be greater than fast (5) (was 2)" in result.stderr
     assert "marketdata.feed.replay.path:" in result.stderr
@@ -253,13 +234,7 @@ def test_run_when_state_log_damaged_then_one_error_line_and_exit_1(tmp_path: Pat
     (tmp_path / "risk").mkdir()
     body = b'{"x": 1}'
     (tmp_path / "risk" / statelog.STATE_LOG_NAME).write_bytes(b"deadbeef " + body + b"\nlast\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "components", "run", "--data-dir", str(tmp_path), "--duration", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = _cli("run", "--data-dir", str(tmp_path), "--duration", "1")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: journal {tmp_path / 'risk' / statelog.STATE_LOG_NAME}: line 1 is corrupt: "
