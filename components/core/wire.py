@@ -29,7 +29,6 @@ class Envelope(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Envelope)
-_payload_decoder = msgspec.msgpack.Decoder(Payload)
 
 
 def encode(envelope: Envelope) -> bytes:
@@ -50,15 +49,3 @@ def decode(frame: bytes) -> Envelope:
             f"topic prefix {frame[:cut]!r} does not match envelope topic {envelope.topic!r}"
         )
     return envelope
-
-
-def encode_payload(payload: Payload) -> bytes:
-    """A bare payload, for request bodies and state logs that carry their own framing."""
-    return _encoder.encode(payload)
-
-
-def decode_payload(data: bytes | memoryview) -> Payload:
-    try:
-        return _payload_decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise CodecError(f"bad payload: {exc}") from exc
