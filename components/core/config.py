@@ -134,6 +134,16 @@ class RiskConfig(_Model):
 class SimulatedVenueConfig(_Model):
     latency_ms: float = Field(0, ge=0, le=10_000, description="Delay before an order is filled.")
     fee_per_share: Decimal = Field(Decimal(0), ge=0, description="Fee charged per share filled.")
+    fee_per_order: Decimal = Field(
+        Decimal(0), ge=0, allow_inf_nan=False, description="Fixed fee charged on every fill."
+    )
+    fee_rate: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        lt=1,
+        allow_inf_nan=False,
+        description="Fee as a fraction of each fill's value (0.001 is 10 basis points).",
+    )
 
 
 class ExecutionConfig(_Model):

@@ -3,8 +3,13 @@
 An order arrives `latency_ms` after `submit`. Without a quote for its symbol it is rejected.
 A market order fills completely at the quote (a buy at the ask, a sell at the bid); so does a
 marketable limit order. A limit order that is not marketable rests, and fills at its limit price on
-the first later quote that crosses it. Quote sizes are ignored. The fee is `fee_per_share` times
-the quantity. Reports: `new`, then the `Fill`, then `filled` (or `rejected`, or `canceled`).
+the first later quote that crosses it. Quote sizes are ignored. The fee of a fill is
+`fee_per_order + fee_per_share x quantity + fee_rate x quantity x price`. Reports: `new`, then the
+`Fill`, then `filled` (or `rejected`, or `canceled`).
+
+The matching needs no event loop: `arrive` takes an order now and `on_quote` moves the market, and
+`clock` stamps every report. The backtest drives it that way on its simulated clock, so a backtest
+fills orders exactly as a local run does.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import dataclasses
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from decimal import Decimal
 
 from components.core.config import SimulatedVenueConfig
@@ -40,19 +46,22 @@ class _Working:
 class SimulatedExchange(Venue):
     name = "simulated"
 
-    def __init__(self, config: SimulatedVenueConfig) -> None:
+    def __init__(
+        self, config: SimulatedVenueConfig, clock: Callable[[], int] = time.time_ns
+    ) -> None:
         super().__init__()
         self.config = config
+        self.clock = clock  # nanoseconds since the epoch: wall time live, simulated in a backtest
         self.quotes: dict[str, Quote] = {}
         self.resting: dict[str, _Working] = {}  # by client order id
         self._in_flight: dict[str, tuple[Order, asyncio.Task[None]]] = {}
         # Venue ids (and the fill ids made from them) must stay unique across restarts.
-        self._session = f"{time.time_ns() // 1_000_000:x}"
+        self._session = f"{clock() // 1_000_000:x}"
         self._ids = itertools.count(1)
 
     async def submit(self, order: Order) -> None:
         if self.config.latency_ms <= 0:
-            self._arrive(order)
+            self.arrive(order)
             return
         task = asyncio.create_task(self._arrive_later(order), name=f"sim.{order.client_order_id}")
         self._in_flight[order.client_order_id] = (order, task)
@@ -60,9 +69,11 @@ class SimulatedExchange(Venue):
     async def _arrive_later(self, order: Order) -> None:
         await asyncio.sleep(self.config.latency_ms / 1000)
         del self._in_flight[order.client_order_id]
-        self._arrive(order)
+        self.arrive(order)
 
-    def _arrive(self, order: Order) -> None:
+    def arrive(self, order: Order) -> None:
+        """The order reaches the exchange now: it fills against the last quote, rests or is
+        rejected; the reports are on `reports` when this returns."""
         quote = self.quotes.get(order.symbol)
         if quote is None:
             self._update(
@@ -99,6 +110,15 @@ class SimulatedExchange(Venue):
         )
         return price if crosses else None
 
+    def fee(self, quantity: Decimal, price: Decimal) -> Decimal:
+        """What filling `quantity` at `price` costs, exactly (no rounding)."""
+        config = self.config
+        return (
+            config.fee_per_order
+            + config.fee_per_share * quantity
+            + config.fee_rate * quantity * price
+        )
+
     def _fill(self, working: _Working, price: Decimal) -> None:
         order = working.order
         self.reports.put_nowait(
@@ -109,9 +129,9 @@ class SimulatedExchange(Venue):
                 side=order.side,
                 quantity=order.quantity,
                 price=price,
-                fee=self.config.fee_per_share * order.quantity,
+                fee=self.fee(order.quantity, price),
                 venue=self.name,
-                ts_event_ns=time.time_ns(),  # when it filled, not when the quote was made
+                ts_event_ns=self.clock(),  # when it filled, not when the quote was made
             )
         )
         self._update(
@@ -136,7 +156,7 @@ class SimulatedExchange(Venue):
                 status=status,
                 filled_quantity=filled,
                 avg_fill_price=price,
-                ts_event_ns=time.time_ns(),
+                ts_event_ns=self.clock(),
                 reason=reason,
             )
         )

@@ -137,3 +137,27 @@ async def test_fills_when_many_orders_then_fill_ids_unique() -> None:
         await venue.submit(order(client_order_id=f"c{n}"))
     fill_ids = [r.fill_id for r in drain(venue) if isinstance(r, Fill)]
     assert len(set(fill_ids)) == 5
+
+
+def test_arrive_when_fees_per_order_share_and_rate_then_fee_is_their_exact_sum() -> None:
+    config = SimulatedVenueConfig(
+        fee_per_order=D("1.00"), fee_per_share=D("0.005"), fee_rate=D("0.001")
+    )
+    venue = SimulatedExchange(config, clock=lambda: 1_700_000_000_000_000_000)
+    venue.on_quote(quote("99.98", "100.02"))
+    venue.arrive(order(Side.BUY, 10))
+    [fill] = [r for r in drain(venue) if isinstance(r, Fill)]
+    # 1.00 + 10 x 0.005 + 0.001 x 10 x 100.02
+    assert fill.fee == D("2.05020")
+
+
+def test_arrive_when_clock_injected_then_reports_and_ids_follow_it_without_a_loop() -> None:
+    now = [5_000_000_000]
+    venue = SimulatedExchange(SimulatedVenueConfig(), clock=lambda: now[0])
+    venue.on_quote(quote("99.98", "100.02"))
+    now[0] = 7_000_000_000
+    venue.arrive(order())
+    reports = drain(venue)
+    assert {r.ts_event_ns for r in reports} == {7_000_000_000}
+    [fill] = [r for r in reports if isinstance(r, Fill)]
+    assert fill.fill_id == "sim-1388-1-1"  # the session is the clock's start, in hex ms
