@@ -49,12 +49,18 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a spec or manifest offline")
     validate.add_argument("file", type=Path)
+
+    commands.add_parser("crd", help="print the TradingSystem CRD, generated from the spec models")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "crd":
+            from components import crd
+
+            return crd.main()
         if args.command == "validate":
             return _validate(args.file)
         if args.command == "component":

@@ -32,8 +32,26 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+def cel_rule(rule: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """A cross-field rule for the CRD (`x-kubernetes-validations`), mirroring a model validator
+    so that the API server refuses what `parse_spec` refuses, with the same message."""
+    validation = {"rule": rule, "message": message}
+    if field is not None:
+        validation["fieldPath"] = field
+    return {"x-kubernetes-validations": [validation]}
+
+
 class BrokerConfig(_Model):
     """Where the ZMQ broker listens. Components connect to it; it never connects to them."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rule(
+            "self.publish_port != self.subscribe_port && self.publish_port != self.request_port"
+            " && self.publish_port != self.reply_port && self.subscribe_port != self.request_port"
+            " && self.subscribe_port != self.reply_port && self.request_port != self.reply_port",
+            "the four ports must differ",
+        )
+    )
 
     publish_port: Port = Field(5555, description="XSUB port that publishers connect to.")
     subscribe_port: Port = Field(5556, description="XPUB port that subscribers connect to.")
@@ -73,6 +91,13 @@ class ReplayFeedConfig(_Model):
 
 
 class FeedConfig(_Model):
+    model_config = ConfigDict(
+        json_schema_extra=cel_rule(
+            "self.kind != 'replay' || has(self.replay)",
+            "required when kind is replay",
+            field=".replay",
+        )
+    )
     kind: Literal["synthetic", "replay"] = Field("synthetic", description="Market-data source.")
     synthetic: SyntheticFeedConfig = Field(default_factory=SyntheticFeedConfig)
     replay: ReplayFeedConfig | None = Field(None, description="Required when kind is replay.")
@@ -151,16 +176,175 @@ class ExecutionConfig(_Model):
     simulated: SimulatedVenueConfig = Field(default_factory=SimulatedVenueConfig)
 
 
+# --- Kubernetes only: how the operator runs each component (local runs ignore these) ----------
+
+Quantity = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$",
+        description="A Kubernetes quantity such as 250m, 1, 512Mi or 10Gi.",
+    ),
+]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+# Variables the operator sets itself: the runtime settings and the Alpaca credentials.
+RESERVED_ENV_PREFIXES = ("TS_", "APCA_")
+
+
+class EnvVar(_Model):
+    name: EnvName = Field(description="Variable name; TS_* and APCA_* are set by the operator.")
+    value: str = Field(max_length=4096, description="Literal value (use a Secret for secrets).")
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name.startswith(RESERVED_ENV_PREFIXES):
+            raise ValueError(f"{name} is set by the operator (reserved: TS_*, APCA_*)")
+        return name
+
+
+class ResourceAmounts(_Model):
+    cpu: Quantity | None = Field(None, description="CPU, e.g. 100m.")
+    memory: Quantity | None = Field(None, description="Memory, e.g. 256Mi.")
+
+
+class ComputeResources(_Model):
+    requests: ResourceAmounts = Field(
+        default_factory=lambda: ResourceAmounts(cpu="100m", memory="128Mi"),
+        description="What the scheduler reserves for the container.",
+    )
+    limits: ResourceAmounts = Field(
+        default_factory=lambda: ResourceAmounts(memory="512Mi"),
+        description="Hard caps; no CPU limit by default (throttling adds latency).",
+    )
+
+
+class PodConfig(_Model):
+    """How one component's pod runs on Kubernetes."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rule(
+            "self.env.all(e, self.env.exists_one(f, f.name == e.name))",
+            "names must be unique",
+            field=".env",
+        )
+    )
+    image: str | None = Field(
+        None,
+        min_length=1,
+        max_length=512,
+        description="Container image; default: spec.image, else the operator's own image.",
+    )
+    resources: ComputeResources = Field(default_factory=ComputeResources)
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=64, description="Extra environment variables."
+    )
+
+    @pydantic.field_validator("env")
+    @classmethod
+    def _env_unique(cls, env: list[EnvVar]) -> list[EnvVar]:
+        names = [variable.name for variable in env]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"env: names must be unique (repeated: {', '.join(repeated)})")
+        return env
+
+
+class ScalablePodConfig(PodConfig):
+    """A component that may be paused. One replica at most: a second market-data or strategy
+    pod would publish every quote or signal twice on the bus."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rule(
+            "self.env.all(e, self.env.exists_one(f, f.name == e.name))",
+            "names must be unique",
+            field=".env",
+        )
+    )
+    replicas: int = Field(1, ge=0, le=1, description="1 runs the component, 0 pauses it.")
+
+
+class PodsConfig(_Model):
+    """Per component. Risk and execution keep their state on a volume and the broker is the
+    single hub, so each runs exactly one pod; execution is scaled to zero only by a halt."""
+
+    broker: PodConfig = Field(default_factory=PodConfig)
+    marketdata: ScalablePodConfig = Field(default_factory=ScalablePodConfig)
+    strategy: ScalablePodConfig = Field(default_factory=ScalablePodConfig)
+    risk: PodConfig = Field(default_factory=PodConfig)
+    execution: PodConfig = Field(default_factory=PodConfig)
+
+
+class StorageConfig(_Model):
+    """The volumes (PVCs) that hold risk's state log and execution's order log."""
+
+    size: Quantity = Field("1Gi", description="Size of each volume.")
+    storage_class: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+        description="StorageClass of the volumes; default: the cluster's default class.",
+    )
+    retain_on_delete: bool = Field(
+        True,
+        description="Keep the volumes (positions, cash, orders) when the TradingSystem is deleted.",
+    )
+
+
+class MonitoringConfig(_Model):
+    service_monitor: bool = Field(
+        False, description="Create a Prometheus Operator ServiceMonitor for every component."
+    )
+    scrape_interval_s: int = Field(15, ge=5, le=300, description="Scrape interval.")
+
+
 class TradingSystemSpec(_Model):
     """The whole system: what to trade, from which data, with which limits, on which venue."""
 
-    symbols: list[Symbol] = Field(min_length=1, max_length=500, description="Symbols to trade.")
+    model_config = ConfigDict(
+        json_schema_extra=cel_rule(
+            "self.strategy.bar_interval_s in self.marketdata.bar_intervals_s",
+            "must be one of marketdata.bar_intervals_s",
+            field=".strategy.bar_interval_s",
+        )
+    )
+
+    symbols: list[Symbol] = Field(
+        min_length=1,
+        max_length=500,
+        description="Symbols to trade.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},  # the API server refuses repeats
+    )
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     halted: bool = Field(False, description="Stop sending orders; execution is scaled to zero.")
+    resume_policy: Literal["manual", "automatic"] = Field(
+        "manual",
+        description=(
+            "After the breaker trips: manual keeps the system halted (spec.halted is set) until "
+            "someone clears spec.halted; automatic resumes once the breaker is half-open or closed."
+        ),
+    )
+    image: str | None = Field(
+        None,
+        min_length=1,
+        max_length=512,
+        description="Container image of every component; default: the operator's own image.",
+    )
+    pods: PodsConfig = Field(default_factory=PodsConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    credentials_secret: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+        description=(
+            "Secret whose keys APCA_API_KEY_ID and APCA_API_SECRET_KEY become the environment of "
+            "market data and execution (Alpaca feeds and venues)."
+        ),
+    )
 
     @pydantic.field_validator("symbols")
     @classmethod

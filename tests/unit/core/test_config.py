@@ -116,3 +116,27 @@ def test_spec_is_frozen() -> None:
     spec = TradingSystemSpec(symbols=["AAPL"])
     with pytest.raises(ValueError, match="frozen"):
         spec.halted = True  # type: ignore[misc]
+
+
+def test_parse_when_pod_env_reserved_then_error_names_the_variable() -> None:
+    problems = _problems(
+        {
+            "symbols": ["AAPL"],
+            "pods": {"execution": {"env": [{"name": "TS_DATA_DIR", "value": "/"}]}},
+        }
+    )
+    assert problems == [
+        "pods.execution.env.0.name: TS_DATA_DIR is set by the operator (reserved: TS_*, APCA_*)"
+    ]
+
+
+def test_parse_when_pod_env_repeated_then_error_names_the_repeat() -> None:
+    env = [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]
+    problems = _problems({"symbols": ["AAPL"], "pods": {"risk": {"env": env}}})
+    assert problems == ["pods.risk.env: env: names must be unique (repeated: A)"]
+
+
+def test_parse_when_kubernetes_fields_absent_then_defaults_are_safe() -> None:
+    _, spec = parse_spec({"symbols": ["AAPL"]})
+    assert (spec.resume_policy, spec.storage.retain_on_delete) == ("manual", True)
+    assert spec.pods.strategy.replicas == 1 and spec.monitoring.service_monitor is False

@@ -1,0 +1,113 @@
+"""What a real API server does with a custom object before storing it, for the CRD's schema:
+defaulting, then OpenAPI validation, then the CEL rules (`x-kubernetes-validations`) and the
+uniqueness of list-map keys.
+
+OpenAPI v3.0 schemas are translated to JSON Schema (`nullable`, boolean `exclusiveMinimum`,
+`x-kubernetes-list-type: set`) and checked with `jsonschema`; CEL runs on `cel-python`.
+Unknown fields are refused rather than pruned: a real server prunes them silently, which would
+hide an operator writing a field the CRD does not declare.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import celpy
+import jsonschema
+
+
+class CrdSchema:
+    def __init__(self, crd: dict[str, Any]) -> None:
+        version = crd["spec"]["versions"][0]
+        self.openapi: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+        self.validator = jsonschema.Draft202012Validator(_json_schema(self.openapi))
+        self.cel = celpy.Environment()
+
+    def admit(self, obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The object as it would be stored (defaulted), and why the server refuses it."""
+        stored = _defaulted(copy.deepcopy(obj), self.openapi)
+        problems = [
+            f"{_path(error.absolute_path)}: {error.message}"
+            for error in sorted(self.validator.iter_errors(stored), key=lambda e: e.path)
+        ]
+        if not problems:
+            problems = self._rules(stored, self.openapi, "")
+        return stored, problems
+
+    def _rules(self, value: Any, schema: dict[str, Any], path: str) -> list[str]:
+        problems: list[str] = []
+        for rule in schema.get("x-kubernetes-validations", []):
+            program = self.cel.program(self.cel.compile(rule["rule"]))
+            if not program.evaluate({"self": celpy.json_to_cel(value)}):
+                where = path + rule.get("fieldPath", "")
+                problems.append(f"{where or '(root)'}: {rule['message']}")
+        if isinstance(value, dict):
+            for name, sub in schema.get("properties", {}).items():
+                if name in value:
+                    problems += self._rules(value[name], sub, f"{path}.{name}".lstrip("."))
+            extra = schema.get("additionalProperties")
+            if isinstance(extra, dict):
+                for name, item in value.items():
+                    problems += self._rules(item, extra, f"{path}.{name}".lstrip("."))
+        elif isinstance(value, list) and "items" in schema:
+            if schema.get("x-kubernetes-list-type") == "map":
+                keys = schema["x-kubernetes-list-map-keys"]
+                seen = [tuple(item.get(key) for key in keys) for item in value]
+                if len(set(seen)) < len(seen):
+                    problems.append(f"{path}: duplicate entries for keys {keys}")
+            for index, item in enumerate(value):
+                problems += self._rules(item, schema["items"], f"{path}[{index}]")
+        return problems
+
+
+def _defaulted(value: Any, schema: dict[str, Any]) -> Any:
+    """Structural defaulting: a missing field with a default gets it, recursively."""
+    if isinstance(value, dict):
+        for name, sub in schema.get("properties", {}).items():
+            if name not in value and "default" in sub:
+                value[name] = copy.deepcopy(sub["default"])
+            if name in value:
+                value[name] = _defaulted(value[name], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name in value:
+                value[name] = _defaulted(value[name], extra)
+    elif isinstance(value, list) and "items" in schema:
+        return [_defaulted(item, schema["items"]) for item in value]
+    return value
+
+
+def _json_schema(node: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties":
+            result[key] = {name: _json_schema(sub) for name, sub in value.items()}
+        elif key in {"items", "additionalProperties"} and isinstance(value, dict):
+            result[key] = _json_schema(value)
+        elif key == "anyOf":
+            result[key] = [_json_schema(sub) for sub in value]
+        elif key in {"exclusiveMinimum", "exclusiveMaximum"}:
+            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+            if value is True:
+                result[key] = node[bound]
+        elif key in {"minimum", "maximum"}:
+            if node.get(f"exclusive{key.capitalize()}") is not True:
+                result[key] = value
+        elif key not in {"nullable", "default", "description"} and not key.startswith("x-"):
+            result[key] = value
+    if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+        result["additionalProperties"] = False
+    list_type = node.get("x-kubernetes-list-type")
+    if list_type == "set":
+        result["uniqueItems"] = True
+    if node.get("nullable"):
+        return {"anyOf": [result, {"type": "null"}]}
+    return result
+
+
+def _path(parts: Any) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".") or "(root)"
