@@ -121,8 +121,8 @@ class MarketDataConfig(_Model):
 class StrategyConfig(_Model):
     class_path: str = Field(
         "components.strategy.sma_cross:SmaCross",
-        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-        description="module:Class of the strategy to run.",
+        pattern=r"^([A-Za-z_][\w.]*|[^:]+\.py):[A-Za-z_]\w*$",
+        description="module:Class of the strategy to run, or path/to/file.py:Class.",
     )
     params: dict[str, Any] = Field(
         default_factory=lambda: {"fast": 3, "slow": 8},

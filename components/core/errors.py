@@ -5,6 +5,7 @@
     ├── CodecError(ValueError)         a wire message cannot be decoded
     ├── InvalidPriceError(ValueError)  a price or quantity is NaN, infinite, zero or negative
     ├── CorruptLogError(ValueError)    a journal line other than the last is damaged
+    ├── DataError(ValueError)          a market-data file is unreadable or has a bad row
     └── BusError(ConnectionError)      the broker cannot be reached or a request timed out
 
 Foreign errors (pydantic, msgspec, zmq) are translated once at the boundary with `raise … from exc`.
@@ -42,6 +43,10 @@ class InvalidPriceError(TradingSystemError, ValueError):
 
 class CorruptLogError(TradingSystemError, ValueError):
     """A line of a journal (state log, order log) other than the last fails its check."""
+
+
+class DataError(TradingSystemError, ValueError):
+    """A market-data file (a backtest's input) cannot be read, or a row of it is invalid."""
 
 
 class BusError(TradingSystemError, ConnectionError):

@@ -1,22 +1,31 @@
 """The interface a strategy implements, and how one is loaded from `strategy.class_path`.
 
-A strategy is plain, synchronous logic: it reads bars (and optionally quotes, trades and fills)
-and returns an `Intent` when it wants to trade. It never sees the bus: the engine turns intents
-into signals, sizes them and asks the risk manager, so the same strategy runs live and in a
-backtest.
+A strategy is plain, synchronous logic: it reads bars (and optionally quotes, trades, fills and
+timer ticks) and returns an `Intent` from any handler when it wants to trade. It never sees the
+bus nor the clock: the engine turns intents into signals, sizes them and asks the risk manager,
+and passes the time in. So the same strategy runs unchanged live (`strategy.service`) and in a
+backtest (`components.backtest`), where time is simulated.
 
     class Breakout(Strategy):
         name = "breakout"
         Params = BreakoutParams
 
         def on_bar(self, bar: Bar) -> Intent | None: ...
+
+`class_path` is `package.module:Class`, or `path/to/file.py:Class` for a strategy kept outside
+any package (a relative path is taken from the working directory).
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
 import importlib
+import importlib.util
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 import pydantic
@@ -35,10 +44,16 @@ class Intent:
 
 
 class Strategy(abc.ABC):
-    """Subclasses name themselves, declare their `Params` model and implement `on_bar`."""
+    """Subclasses name themselves, declare their `Params` model and implement `on_bar`.
+
+    The other handlers are optional; the engines deliver quotes and trades only to a strategy
+    that overrides `on_quote` / `on_trade`, and call `on_timer` every `timer_interval_s` seconds
+    (of simulated time in a backtest) when that is set.
+    """
 
     name: ClassVar[str]
     Params: ClassVar[type[pydantic.BaseModel]]
+    timer_interval_s: ClassVar[float | None] = None
 
     def __init__(self, params: pydantic.BaseModel) -> None:
         self.params = params
@@ -47,14 +62,26 @@ class Strategy(abc.ABC):
     def on_bar(self, bar: Bar) -> Intent | None:
         """A bar closed; return what to do about it, if anything."""
 
-    def on_quote(self, quote: Quote) -> None:  # noqa: B027 (optional hook)
+    def on_quote(self, quote: Quote) -> Intent | None:
         """A quote arrived."""
+        return None
 
-    def on_trade(self, trade: Trade) -> None:  # noqa: B027 (optional hook)
+    def on_trade(self, trade: Trade) -> Intent | None:
         """A trade printed."""
+        return None
 
-    def on_fill(self, fill: Fill) -> None:  # noqa: B027 (optional hook)
+    def on_fill(self, fill: Fill) -> Intent | None:
         """One of the system's orders was filled."""
+        return None
+
+    def on_timer(self, ts_ns: int) -> Intent | None:
+        """`timer_interval_s` has passed; `ts_ns` is the current (possibly simulated) time."""
+        return None
+
+    @classmethod
+    def handles(cls, hook: str) -> bool:
+        """Whether this strategy overrides the optional handler `hook` (e.g. `"on_quote"`)."""
+        return getattr(cls, hook) is not getattr(Strategy, hook)
 
 
 def load_strategy(class_path: str, params: dict[str, Any], source: str = "strategy") -> Strategy:
@@ -63,10 +90,13 @@ def load_strategy(class_path: str, params: dict[str, Any], source: str = "strate
     Every problem is a `ConfigError` naming the field: `strategy.class_path: …` or
     `strategy.params.fast: …`.
     """
-    module_name, _, class_name = class_path.partition(":")
+    module_name, _, class_name = class_path.rpartition(":")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
+        if module_name.endswith(".py"):
+            module = _import_file(Path(module_name))
+        else:
+            module = importlib.import_module(module_name)
+    except (ImportError, OSError, SyntaxError) as exc:
         raise ConfigError(
             source, [f"strategy.class_path: cannot import module {module_name!r}: {exc}"]
         ) from exc
@@ -82,6 +112,25 @@ def load_strategy(class_path: str, params: dict[str, Any], source: str = "strate
     except pydantic.ValidationError as exc:
         raise ConfigError(source, [_describe(error) for error in exc.errors()]) from exc
     return cls(validated)
+
+
+def _import_file(path: Path) -> ModuleType:
+    """Import a strategy file once per process, under a name derived from its absolute path."""
+    path = path.resolve()
+    name = f"_strategy_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"not a Python file: {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before executing: dataclasses and pickling look it up
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def _describe(error: Any) -> str:

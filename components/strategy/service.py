@@ -1,5 +1,6 @@
-"""The `strategy` component: feeds bars to the configured strategy, publishes each signal it
-gives, and asks the risk manager to check it.
+"""The `strategy` component: feeds bars (and fills, and quotes, trades and timer ticks to a
+strategy that handles them) to the configured strategy, publishes each signal it gives, and asks
+the risk manager to check it.
 
 A signal becomes an order only through the risk manager (`risk.check`, request/reply). Each check
 runs in its own task so bars keep flowing while one is pending. A check that times out or fails
@@ -21,7 +22,7 @@ import prometheus_client as prom
 
 from components.core import topics, wire
 from components.core.errors import BusError
-from components.core.events import Bar, CheckSignal, Fill, Signal, SignalChecked
+from components.core.events import Bar, CheckSignal, Fill, Quote, Signal, SignalChecked, Trade
 from components.runtime.bus import Publisher, Requester
 from components.runtime.component import Component
 from components.strategy.base import Intent, Strategy, load_strategy
@@ -69,36 +70,54 @@ class StrategyEngine(Component):
         self._signal_ids = itertools.count(1)
         self._run_id = f"{time.time_ns() // 1_000_000:x}"
         self._checks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.Task[None] | None = None
         self._publisher: Publisher | None = None
         self._requester: Requester | None = None
 
     async def run(self) -> None:
         self._publisher = self.bus.publisher()
         self._requester = self.bus.requester()
-        subscriber = self.bus.subscriber([topics.bar(self.timeframe, ""), topics.FILLS])
-        log.info(
-            "Strategy %s reads %s bars.",
-            self.strategy.name,
-            self.timeframe,
-        )
+        strategy = self.strategy
+        subscriptions = [topics.bar(self.timeframe, ""), topics.FILLS]
+        if strategy.handles("on_quote"):
+            subscriptions.append(topics.QUOTES)
+        if strategy.handles("on_trade"):
+            subscriptions.append(topics.TRADES)
+        subscriber = self.bus.subscriber(subscriptions)
+        log.info("Strategy %s reads %s bars.", strategy.name, self.timeframe)
+        if strategy.timer_interval_s is not None:
+            self._timer = asyncio.create_task(self._tick(strategy.timer_interval_s))
         async for envelope in subscriber:
             payload = envelope.payload
             if isinstance(payload, Bar):
                 self.on_bar(envelope, payload)
+            elif isinstance(payload, Quote):
+                self._act(strategy.on_quote(payload), envelope.ts_send_ns, envelope.trace_id)
+            elif isinstance(payload, Trade):
+                self._act(strategy.on_trade(payload), envelope.ts_send_ns, envelope.trace_id)
             elif isinstance(payload, Fill):
-                self.strategy.on_fill(payload)
+                self._act(strategy.on_fill(payload), envelope.ts_send_ns, envelope.trace_id)
+
+    async def _tick(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            now = time.time_ns()
+            self._act(self.strategy.on_timer(now), now, "")
 
     def on_bar(self, envelope: wire.Envelope, bar: Bar) -> None:
         self.bars_seen += 1
-        intent = self.strategy.on_bar(bar)
+        self._act(self.strategy.on_bar(bar), envelope.ts_send_ns, envelope.trace_id)
+
+    def _act(self, intent: Intent | None, ts_origin_ns: int, trace_id: str) -> None:
+        """Turn an intent into a signal: ask the risk manager, then tell observers."""
         if intent is None:
             return
-        signal = self._signal(intent, ts_origin_ns=envelope.ts_send_ns)
+        signal = self._signal(intent, ts_origin_ns=ts_origin_ns)
         # The risk check first: it is on the way to an order; the rest is for observers.
-        reply_due = self._ask_risk(signal, envelope.trace_id)
+        reply_due = self._ask_risk(signal, trace_id)
         assert self._publisher is not None
         self._publisher.publish(
-            topics.SIGNALS, signal, ts_event_ns=signal.ts_event_ns, trace_id=envelope.trace_id
+            topics.SIGNALS, signal, ts_event_ns=signal.ts_event_ns, trace_id=trace_id
         )
         self.signals.labels(signal.symbol, signal.side.value).inc()
         self.last_signal = {"signal_id": signal.signal_id, "reason": signal.reason}
@@ -161,6 +180,8 @@ class StrategyEngine(Component):
         log.info("Signal %s rejected: %s.", signal.signal_id, reason)
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         for task in list(self._checks):
             task.cancel()
         await asyncio.gather(*self._checks, return_exceptions=True)

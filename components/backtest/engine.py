@@ -1,0 +1,403 @@
+"""The event-driven backtest: market events in time order, on a simulated clock, through the same
+strategy, risk limits, simulated exchange and position book as a live run.
+
+What each part does, and whose code it is:
+
+- the strategy (`components.strategy`) sees every bar (and quote, trade, fill, timer tick it
+  handles) and returns intents, exactly as in `strategy.service`;
+- each intent becomes `Signal`s sized here (the live engine sizes with `order_quantity`), which
+  the risk manager's limits (`risk.limits`) approve or reject;
+- an approved signal is an `Order` that the simulated exchange (`execution.venues.simulated`)
+  fills against a quote, charging its fees; for bar data the quote is made from the fill price
+  (the next bar's open or this bar's close) with the configured spread and slippage;
+- fills are booked by the risk manager's `PositionBook` (`risk.positions`): cash, positions,
+  realized P&L and fees come from it, and so does every round trip's P&L.
+
+Time is the data's: the clock is set to each event's time (a bar's open when it fills pending
+orders, its close when the strategy sees it), and everything stamped (fills, ids) follows it, so
+the same input gives the same output, byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Sequence
+from decimal import ROUND_FLOOR, Decimal
+
+from components.backtest.config import BacktestConfig
+from components.core.config import SimulatedVenueConfig
+from components.core.events import Bar, Fill, Order, OrderStatus, OrderUpdate, Quote, Side, Signal
+from components.core.events import Trade as TradePrint
+from components.execution.venues.simulated import SimulatedExchange
+from components.risk import limits
+from components.risk.positions import PositionBook
+from components.strategy.base import Intent, Strategy
+
+ZERO = Decimal(0)
+BPS = Decimal("0.0001")
+HALF = Decimal("0.5")
+
+Event = Bar | Quote | TradePrint
+Progress = Callable[[int], None]
+PROGRESS_EVERY = 10_000  # events between two progress calls
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """A position from opening to closing: its P&L is the book's realized P&L over that span
+    (net of the entry's and the exit's fees)."""
+
+    symbol: str
+    side: Side  # buy: long, sell: short
+    quantity: Decimal
+    entry_ts_ns: int
+    entry_price: Decimal
+    exit_ts_ns: int
+    exit_price: Decimal
+    fees: Decimal
+    pnl: Decimal
+
+    @property
+    def return_pct(self) -> float:
+        return float(self.pnl / (self.entry_price * self.quantity)) * 100
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rejected:
+    ts_ns: int
+    symbol: str
+    side: Side
+    quantity: Decimal
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EquityPoint:
+    ts_ns: int
+    equity: Decimal
+    exposed: bool  # a position was open at this point
+
+
+@dataclasses.dataclass
+class _Open:
+    side: Side
+    quantity: Decimal
+    entry_ts_ns: int
+    entry_price: Decimal
+    realized_before: Decimal
+    fees_before: Decimal
+
+
+@dataclasses.dataclass
+class BacktestRun:
+    """Everything a backtest produced; `stats.compute` summarizes it."""
+
+    strategy: str
+    config: BacktestConfig
+    equity: list[EquityPoint]
+    round_trips: list[RoundTrip]
+    fills: list[Fill]
+    rejected: list[Rejected]
+    events: int
+    book: PositionBook
+
+
+class Backtest:
+    """One run of one strategy over one series of events; `run` once."""
+
+    def __init__(self, strategy: Strategy, config: BacktestConfig) -> None:
+        self.strategy = strategy
+        self.config = config
+        self.now_ns = 0
+        venue = SimulatedVenueConfig(
+            latency_ms=0,
+            fee_per_order=config.commission_per_order,
+            fee_per_share=config.commission_per_share,
+            fee_rate=config.commission_rate,
+        )
+        self.exchange = SimulatedExchange(venue, clock=self._clock)
+        self.book = PositionBook(config.initial_cash)
+        self.limits: list[limits.Limit] = []
+        if config.max_position is not None:
+            self.limits.append(limits.MaxPosition(config.max_position))
+        if config.max_notional is not None:
+            self.limits.append(limits.MaxNotional(config.max_notional))
+        self.quotes: dict[str, Quote] = {}
+        self.equity: list[EquityPoint] = []
+        self.round_trips: list[RoundTrip] = []
+        self.fills: list[Fill] = []
+        self.rejected: list[Rejected] = []
+        self._open: dict[str, _Open] = {}
+        self._pending: dict[str, list[Intent]] = {}  # waiting for the next bar's open
+        self._last: dict[str, Decimal] = {}  # last bar or trade price per symbol
+        self._quoted: dict[str, Decimal] = {}  # the price the exchange's quote was made from
+        self._ids = itertools.count(1)
+        self._half_spread = config.spread_bps * BPS * HALF
+        self._slippage = config.slippage_bps * BPS
+        self._next_timer_ns: int | None = None
+
+    def _clock(self) -> int:
+        return self.now_ns
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self, events: Sequence[Event], progress: Progress | None = None) -> BacktestRun:
+        """Feed `events` (in time order) through; close what is open at the end if configured."""
+        strategy = self.strategy
+        on_bar = strategy.on_bar
+        on_quote = strategy.on_quote if strategy.handles("on_quote") else None
+        on_trade = strategy.on_trade if strategy.handles("on_trade") else None
+        timer_ns = (
+            None if strategy.timer_interval_s is None else int(strategy.timer_interval_s * 1e9)
+        )
+        fill_at_open = self.config.fill == "next_open"
+        book = self.book
+        last = self._last
+        for count, event in enumerate(events, 1):
+            if isinstance(event, Bar):
+                symbol = event.symbol
+                if fill_at_open and symbol in self._pending:
+                    self.now_ns = event.ts_open_ns
+                    last[symbol] = event.open
+                    for intent in self._pending.pop(symbol):
+                        self._act(intent)
+                now = self.now_ns = event.ts_close_ns
+                if timer_ns is not None:
+                    self._timers(timer_ns, now)
+                book.mark(symbol, event.close)
+                last[symbol] = event.close
+                intent = on_bar(event)
+            elif isinstance(event, Quote):
+                now = self.now_ns = event.ts_event_ns
+                if timer_ns is not None:
+                    self._timers(timer_ns, now)
+                self._quote(event)
+                book.mark(event.symbol, event.mid)
+                intent = on_quote(event) if on_quote is not None else None
+            else:
+                now = self.now_ns = event.ts_event_ns
+                if timer_ns is not None:
+                    self._timers(timer_ns, now)
+                book.mark(event.symbol, event.price)
+                last[event.symbol] = event.price
+                intent = on_trade(event) if on_trade is not None else None
+            if intent is not None:
+                self._intend(intent)
+            self._record(now)
+            if progress is not None and count % PROGRESS_EVERY == 0:
+                progress(count)
+        if self.config.close_at_end:
+            self._close_everything()
+        if progress is not None:
+            progress(len(events))
+        return BacktestRun(
+            strategy=strategy.name,
+            config=self.config,
+            equity=self.equity,
+            round_trips=self.round_trips,
+            fills=self.fills,
+            rejected=self.rejected,
+            events=len(events),
+            book=self.book,
+        )
+
+    def _timers(self, interval_ns: int, now: int) -> None:
+        if self._next_timer_ns is None:
+            self._next_timer_ns = now - now % interval_ns + interval_ns
+            return
+        while self._next_timer_ns <= now:
+            self.now_ns = self._next_timer_ns
+            intent = self.strategy.on_timer(self._next_timer_ns)
+            if intent is not None:
+                self._intend(intent)
+            self._next_timer_ns += interval_ns
+        self.now_ns = now
+
+    def _record(self, now: int) -> None:
+        book = self.book
+        exposed = any(holding.quantity for holding in book.holdings.values())
+        point = EquityPoint(now, book.equity(), exposed)
+        equity = self.equity
+        if equity and equity[-1].ts_ns == now:
+            equity[-1] = point  # several symbols' bars at one time: one point
+        else:
+            equity.append(point)
+
+    # --- prices -----------------------------------------------------------------------------
+
+    def _quote_for(self, symbol: str) -> None:
+        """Make the quote an order of `symbol` fills against now from the last bar or trade
+        price, if that changed since the last quote made (only when an order needs one: most
+        bars trade nothing)."""
+        price = self._last.get(symbol)
+        if price is not None and self._quoted.get(symbol) != price:
+            self._quoted[symbol] = price
+            self._price(symbol, price)
+
+    def _price(self, symbol: str, price: Decimal) -> None:
+        half = price * self._half_spread
+        self._quote(
+            Quote(
+                symbol=symbol,
+                bid_price=price - half,
+                bid_size=ZERO,
+                ask_price=price + half,
+                ask_size=ZERO,
+                ts_event_ns=self.now_ns,
+            )
+        )
+
+    def _quote(self, quote: Quote) -> None:
+        if self._slippage:
+            bid, ask = quote.bid_price, quote.ask_price
+            quote = Quote(
+                symbol=quote.symbol,
+                bid_price=bid - bid * self._slippage,
+                bid_size=quote.bid_size,
+                ask_price=ask + ask * self._slippage,
+                ask_size=quote.ask_size,
+                ts_event_ns=quote.ts_event_ns,
+            )
+        self.quotes[quote.symbol] = quote
+        self.exchange.on_quote(quote)
+
+    # --- intents to orders ------------------------------------------------------------------
+
+    def _intend(self, intent: Intent) -> None:
+        if self.config.fill == "next_open":
+            self._pending.setdefault(intent.symbol, []).append(intent)
+        else:
+            self._act(intent)
+
+    def _act(self, intent: Intent) -> None:
+        """Trade on `intent` now: close an opposite position, then open one (if allowed)."""
+        config = self.config
+        symbol, side = intent.symbol, intent.side
+        self._quote_for(symbol)
+        held = self.book.quantity(symbol)
+        if held * side.sign > 0:
+            return  # already positioned this way: one position per symbol, no pyramiding
+        if held:
+            if not self._execute(symbol, side, abs(held), f"{intent.reason} (close)"):
+                return
+            if config.on_opposite == "close":
+                return
+        if side is Side.SELL and not config.allow_short:
+            return
+        quantity = self._size(symbol, side)
+        if quantity > 0:
+            self._execute(symbol, side, quantity, intent.reason)
+        else:
+            self._reject(symbol, side, quantity, "INSUFFICIENT_EQUITY")
+
+    def _size(self, symbol: str, side: Side) -> Decimal:
+        config = self.config
+        if config.sizing == "fixed":
+            return config.quantity
+        price = limits.order_price(self.quotes.get(symbol), side)
+        if price is None:
+            return ZERO
+        # Whole units whose value and fees fit in the share of equity:
+        # units x price x (1 + rate) + units x per_share + per_order <= equity x fraction
+        budget = self.book.equity() * config.fraction - config.commission_per_order
+        unit_cost = price * (1 + config.commission_rate) + config.commission_per_share
+        if budget <= 0:
+            return ZERO
+        return (budget / unit_cost).to_integral_value(rounding=ROUND_FLOOR)
+
+    def _execute(self, symbol: str, side: Side, quantity: Decimal, reason: str) -> bool:
+        """Check with the risk limits, then fill at the exchange; True once filled."""
+        number = next(self._ids)
+        signal = Signal(
+            signal_id=f"bt-signal-{number}",
+            strategy=self.strategy.name,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            ts_event_ns=self.now_ns,
+            ts_origin_ns=self.now_ns,
+            reason=reason,
+        )
+        if self.limits:
+            exposures = {
+                s: limits.Exposure(h.quantity) for s, h in self.book.holdings.items() if h.quantity
+            }
+            for held in exposures:
+                self._quote_for(held)  # the notional limit values other positions at their mid
+            for limit in self.limits:
+                rejection = limit.check(signal, exposures, self.quotes)
+                if rejection is not None:
+                    self._reject(symbol, side, quantity, rejection.message)
+                    return False
+        self.exchange.arrive(
+            Order(
+                client_order_id=f"bt-{number}",
+                signal_id=signal.signal_id,
+                symbol=symbol,
+                side=side,
+                quantity=quantity,
+                ts_event_ns=self.now_ns,
+                ts_origin_ns=self.now_ns,
+            )
+        )
+        filled = False
+        reports = self.exchange.reports
+        while not reports.empty():
+            report = reports.get_nowait()
+            if isinstance(report, Fill):
+                self._book(report)
+                filled = True
+            elif isinstance(report, OrderUpdate) and report.status is OrderStatus.REJECTED:
+                self._reject(symbol, side, quantity, report.reason)
+        return filled
+
+    def _reject(self, symbol: str, side: Side, quantity: Decimal, reason: str) -> None:
+        self.rejected.append(Rejected(self.now_ns, symbol, side, quantity, reason))
+
+    def _book(self, fill: Fill) -> None:
+        book = self.book
+        symbol = fill.symbol
+        holding = book.holdings.get(symbol)
+        before = holding.quantity if holding else ZERO
+        if before == 0:
+            self._open[symbol] = _Open(
+                side=fill.side,
+                quantity=fill.quantity,
+                entry_ts_ns=fill.ts_event_ns,
+                entry_price=fill.price,
+                realized_before=holding.realized_pnl if holding else ZERO,
+                fees_before=holding.fees if holding else ZERO,
+            )
+        book.apply_fill(fill)
+        self.fills.append(fill)
+        holding = book.holdings[symbol]
+        if before != 0 and holding.quantity == 0:
+            opened = self._open.pop(symbol)
+            self.round_trips.append(
+                RoundTrip(
+                    symbol=symbol,
+                    side=opened.side,
+                    quantity=opened.quantity,
+                    entry_ts_ns=opened.entry_ts_ns,
+                    entry_price=opened.entry_price,
+                    exit_ts_ns=fill.ts_event_ns,
+                    exit_price=fill.price,
+                    fees=holding.fees - opened.fees_before,
+                    pnl=holding.realized_pnl - opened.realized_before,
+                )
+            )
+        intent = self.strategy.on_fill(fill)
+        if intent is not None:
+            self._intend(intent)
+
+    def _close_everything(self) -> None:
+        for symbol in sorted(self.book.holdings):
+            held = self.book.quantity(symbol)
+            if not held:
+                continue
+            self._quote_for(symbol)
+            self._execute(symbol, Side.SELL if held > 0 else Side.BUY, abs(held), "end of data")
+        self._pending.clear()
+        if self.equity:
+            self._record(self.now_ns)
