@@ -426,6 +426,42 @@ class RealizedVolatility:
         return value
 
 
+class RollingExtreme:
+    """The highest (or, with `lowest=True`, the lowest) of the last `period` values.
+
+    A deque of (index, value) candidates kept monotonic: a new value evicts every older one it
+    beats, since those can never be the extreme again; each value enters and leaves once, so an
+    update is O(1) on average.
+    """
+
+    __slots__ = ("_candidates", "_count", "_lowest", "period", "value")
+
+    def __init__(self, period: int, lowest: bool = False) -> None:
+        self.period = _period(period)
+        self._lowest = lowest
+        self._candidates: deque[tuple[int, float]] = deque()
+        self._count = 0
+        self.value: float | None = None
+
+    def update(self, x: float) -> float | None:
+        candidates = self._candidates
+        index = self._count
+        self._count += 1
+        if self._lowest:
+            while candidates and candidates[-1][1] >= x:
+                candidates.pop()
+        else:
+            while candidates and candidates[-1][1] <= x:
+                candidates.pop()
+        candidates.append((index, x))
+        if candidates[0][0] <= index - self.period:
+            candidates.popleft()
+        if self._count < self.period:
+            return None
+        self.value = value = candidates[0][1]
+        return value
+
+
 def book_imbalance(bid_sizes: float, ask_sizes: float) -> float | None:
     """`(bids - asks) / (bids + asks)` of the sizes resting near the touch, in [-1, 1]: +1 is all
     bids. `None` for an empty book. Pass the top-of-book sizes of a `Quote`, or the sizes of the

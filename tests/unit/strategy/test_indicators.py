@@ -105,6 +105,18 @@ def test_stddev_when_random_walk_then_equals_talib(seed: int, period: int) -> No
     _assert_agrees(_run(indicators.StdDev(period).update, close), talib.STDDEV(close, period, 1))
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("period", [2, 3, 20, 100])
+def test_rolling_extremes_when_random_bars_then_equal_talib_max_and_min(
+    seed: int, period: int
+) -> None:
+    bars = _series(seed)
+    highest = _run(indicators.RollingExtreme(period).update, bars["high"])
+    lowest = _run(indicators.RollingExtreme(period, lowest=True).update, bars["low"])
+    _assert_agrees(highest, talib.MAX(bars["high"], period))
+    _assert_agrees(lowest, talib.MIN(bars["low"], period))
+
+
 def test_stddev_when_prices_far_from_zero_then_no_cancellation() -> None:
     """A sum of squares loses every digit at 1e6 +- 1e-3; the sliding Welford update does not."""
     rng = np.random.default_rng(4)
