@@ -90,22 +90,108 @@ class ReplayFeedConfig(_Model):
     loop: bool = Field(False, description="Start again at the end of the file.")
 
 
-class FeedConfig(_Model):
-    model_config = ConfigDict(
-        json_schema_extra=cel_rule(
-            "self.kind != 'replay' || has(self.replay)",
-            "required when kind is replay",
-            field=".replay",
-        )
+class AlpacaFeedConfig(_Model):
+    """Alpaca's market-data stream v2. Keys come from APCA_API_KEY_ID / APCA_API_SECRET_KEY."""
+
+    source: Literal["iex", "sip", "test"] = Field(
+        "iex", description="Alpaca data feed: iex (free), sip (paid), test (always on)."
     )
-    kind: Literal["synthetic", "replay"] = Field("synthetic", description="Market-data source.")
+    url: str | None = Field(
+        None,
+        pattern=r"^wss?://",
+        description="Stream URL; default wss://stream.data.alpaca.markets/v2/<source>.",
+    )
+    trades: bool = Field(True, description="Subscribe to trades.")
+    quotes: bool = Field(True, description="Subscribe to quotes.")
+    bars: bool = Field(False, description="Subscribe to Alpaca's minute bars (timeframe 1m).")
+    auth_timeout_s: float = Field(
+        10, gt=0, le=60, description="Connect, authenticate and subscribe within this time."
+    )
+    silence_timeout_s: float = Field(
+        60,
+        gt=0,
+        le=3600,
+        description="A connection that delivers nothing for this long is treated as dead.",
+    )
+    heartbeat_s: float = Field(
+        10, gt=0, le=300, description="WebSocket ping interval; no pong in half of it is a drop."
+    )
+    backoff_initial_s: float = Field(1, gt=0, le=60, description="First reconnect delay.")
+    backoff_max_s: float = Field(30, gt=0, le=600, description="Longest reconnect delay.")
+    long_backoff_s: float = Field(
+        60,
+        gt=0,
+        le=3600,
+        description="Least delay after 'connection limit exceeded' (406) or 'too many' (429).",
+    )
+    max_frame_bytes: int = Field(
+        1 << 20, ge=1024, description="Larger frames are dropped (and counted) unread."
+    )
+
+    @property
+    def stream_url(self) -> str:
+        return self.url or f"wss://stream.data.alpaca.markets/v2/{self.source}"
+
+
+def _replay_rule() -> dict[str, Any]:
+    return cel_rule(
+        "self.kind != 'replay' || has(self.replay)", "required when kind is replay", ".replay"
+    )
+
+
+class BackupFeedConfig(_Model):
+    """A second feed that takes over while the primary is down, and hands back when it recovers.
+
+    A synthetic or replayed backup keeps a demo or a test running; for real money the backup is
+    a second real source, e.g. Alpaca's iex feed behind sip (a different endpoint)."""
+
+    model_config = ConfigDict(json_schema_extra=_replay_rule())
+    kind: Literal["alpaca", "synthetic", "replay"] = Field(
+        "synthetic", description="Backup source."
+    )
     synthetic: SyntheticFeedConfig = Field(default_factory=SyntheticFeedConfig)
     replay: ReplayFeedConfig | None = Field(None, description="Required when kind is replay.")
+    alpaca: AlpacaFeedConfig = Field(default_factory=AlpacaFeedConfig)
+    takeover_after_s: float = Field(
+        5, gt=0, le=3600, description="The primary must be down this long before the backup runs."
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _replay_needs_a_file(self) -> BackupFeedConfig:
+        if self.kind == "replay" and self.replay is None:
+            raise ValueError("replay: required when kind is replay")
+        return self
+
+
+class FeedConfig(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                *_replay_rule()["x-kubernetes-validations"],
+                *cel_rule(
+                    "self.kind == 'alpaca' || !has(self.backup)",
+                    "only a network feed (kind alpaca) can fail over",
+                    ".backup",
+                )["x-kubernetes-validations"],
+            ]
+        }
+    )
+    kind: Literal["synthetic", "replay", "alpaca"] = Field(
+        "synthetic", description="Market-data source."
+    )
+    synthetic: SyntheticFeedConfig = Field(default_factory=SyntheticFeedConfig)
+    replay: ReplayFeedConfig | None = Field(None, description="Required when kind is replay.")
+    alpaca: AlpacaFeedConfig = Field(default_factory=AlpacaFeedConfig)
+    backup: BackupFeedConfig | None = Field(
+        None, description="Optional second feed for failover (with kind alpaca)."
+    )
 
     @pydantic.model_validator(mode="after")
     def _replay_needs_a_file(self) -> FeedConfig:
         if self.kind == "replay" and self.replay is None:
             raise ValueError("replay: required when kind is replay")
+        if self.backup is not None and self.kind != "alpaca":
+            raise ValueError("backup: only a network feed (kind alpaca) can fail over")
         return self
 
 
@@ -115,6 +201,9 @@ class MarketDataConfig(_Model):
         default_factory=lambda: [1],
         min_length=1,
         description="Bar timeframes to build from trades, in seconds.",
+    )
+    max_future_s: float = Field(
+        5, gt=0, le=3600, description="Events stamped further ahead of the clock are dropped."
     )
 
 

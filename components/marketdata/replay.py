@@ -25,9 +25,9 @@ import collections
 import csv
 import datetime as dt
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 
 import msgspec
@@ -35,6 +35,7 @@ import msgspec
 from components.core import money
 from components.core.errors import InvalidPriceError
 from components.core.events import Quote, Trade
+from components.marketdata.validation import DropReason
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +53,6 @@ COLUMNS = (
 LOOP_GAP_NS = 1_000_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _YIELD_EVERY = 256  # at speed 0, let the event loop run this often
-
-
-class DropReason(StrEnum):
-    """Why a row was skipped; the value is the `reason` label of the dropped-events metric."""
-
-    MALFORMED = "malformed"
-    INVALID_PRICE = "invalid_price"
-    INVALID_SIZE = "invalid_size"
-    CROSSED_QUOTE = "crossed_quote"
-    UNKNOWN_SYMBOL = "unknown_symbol"
-    TIME_BACKWARDS = "time_backwards"
 
 
 class _BadRow(ValueError):
@@ -160,6 +150,7 @@ class ReplayFeed:
         *,
         speed: float = 1.0,
         loop: bool = False,
+        rebase: bool = False,
         on_drop: Callable[[DropReason], None] | None = None,
     ) -> None:
         if speed < 0:
@@ -168,6 +159,8 @@ class ReplayFeed:
         self.symbols = frozenset(symbols) if symbols is not None else None
         self.speed = speed
         self.loop = loop
+        self.rebase = rebase
+        self.name = f"replay:{self.path.name}"
         self.dropped: collections.Counter[DropReason] = collections.Counter()
         self.passes = 0
         self._on_drop = on_drop
@@ -217,11 +210,17 @@ class ReplayFeed:
         without `loop`, or at once if the file holds no valid event."""
         loop = asyncio.get_running_loop()
         offset_ns = 0
+        shift_ns: int | None = None  # rebase: from file time to wall-clock time
         while True:
             first_ns: int | None = None
             start_s = 0.0
             last_ns = 0
             for count, event in enumerate(self.events(offset_ns, log_drops=self.passes == 0)):
+                if self.rebase:
+                    # A backup for a live feed: its first event happens now, the rest follow.
+                    if shift_ns is None:
+                        shift_ns = time.time_ns() - event.ts_event_ns
+                    event = msgspec.structs.replace(event, ts_event_ns=event.ts_event_ns + shift_ns)
                 ts_ns = event.ts_event_ns
                 if first_ns is None:
                     first_ns, start_s = ts_ns, loop.time()

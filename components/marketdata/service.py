@@ -1,45 +1,131 @@
-"""The `marketdata` component: runs the configured feed and publishes its quotes and trades, and
-the bars built from the trades, on the broker.
+"""The `marketdata` component: runs the configured feed, validates every event, and publishes the
+quotes and trades, and the bars built from the trades, on the broker.
 
 Topics: `md.quote.<SYM>`, `md.trade.<SYM>` and `md.bar.<N>s.<SYM>` for each of
-`marketdata.bar_intervals_s`. A bar closed by a trade carries that trade's trace id, so a signal
-(and the order after it) can be followed back to the tick that caused it; a bar closed by the
-timer starts a trace of its own.
+`marketdata.bar_intervals_s` (plus `md.bar.1m.<SYM>` for Alpaca's own minute bars when subscribed).
+Each publisher numbers its messages per topic, so subscribers detect and count gaps
+(`bus_sequence_gaps`). A bar closed by a trade carries that trade's trace id, so a signal (and the
+order after it) can be followed back to the tick that caused it; a bar closed by the timer starts
+a trace of its own.
+
+Every event passes `validation.Validator` before anything else sees it; a dropped one is counted
+in `marketdata_events_dropped{reason}` and logged (bounded). A network feed's connection state is
+the `marketdata_feed_state` gauge and a `/ready` check; with a backup feed configured, `/ready`
+also passes while the backup is serving.
 
 When a replay without `loop` reaches the end of its file, the component closes its open bars and
-idles: it stays up, reports `finished` in `/status`, and keeps serving its metrics.
+idles: it stays up, reports `finished` in `/status`, and keeps serving its metrics. A network feed
+that FAILED (e.g. bad credentials) likewise idles, unready, with the reason in `/status`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal, Protocol
 
 import prometheus_client as prom
 
 from components.core import topics
+from components.core.config import BackupFeedConfig, FeedConfig
 from components.core.errors import ConfigError
 from components.core.events import Bar, Quote, Trade
 from components.marketdata import bars, replay, synthetic
+from components.marketdata.connection import Connection, ConnectionState
+from components.marketdata.validation import DropReason, Drops, Validator
 from components.runtime.bus import Publisher
 from components.runtime.component import Component
 
 log = logging.getLogger(__name__)
 
 BAR_TIMER_INTERVAL_S = 0.1
-LATE_TRADE = "late_trade"  # a dropped-events reason of the bar builders, next to replay's
+LATE_TRADE = DropReason.LATE_TRADE.value  # a dropped-events reason of the bar builders
 
 FeedState = Literal["starting", "running", "finished", "failed"]
+# Receive time minus event time, in seconds: a live feed's lag spans sub-millisecond to seconds.
+LAG_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+GAP_BUCKETS_S = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900)
 
 
 class Feed(Protocol):
-    def stream(self) -> AsyncIterator[Quote | Trade]: ...
+    name: str
+
+    def stream(self) -> AsyncIterator[Quote | Trade | Bar]: ...
 
     def clock_ns(self) -> int:
         """Event time now, by the feed's own clock: what closes bars when nothing trades."""
         ...
+
+
+class MarketDataMetrics:
+    def __init__(self, registry: prom.CollectorRegistry) -> None:
+        self.received = prom.Counter(
+            "marketdata_events_received",
+            "Events delivered by the feeds, before validation, by type and source.",
+            ["type", "source"],
+            registry=registry,
+        )
+        self.published = prom.Counter(
+            "marketdata_events_published",
+            "Market-data events published, by kind (quote, trade, bar).",
+            ["kind"],
+            registry=registry,
+        )
+        self.dropped = prom.Counter(
+            "marketdata_events_dropped",
+            "Market-data input dropped before publication, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in DropReason:
+            self.dropped.labels(reason.value)  # zeros from the start: rates work on the first
+        self.feed_state = prom.Enum(
+            "marketdata_feed_state",
+            "Connection state of the network feed.",
+            ["feed"],
+            states=[state.value for state in ConnectionState],
+            registry=registry,
+        )
+        self.reconnects = prom.Counter(
+            "marketdata_feed_reconnects",
+            "Times the network feed lost its connection and began to reconnect.",
+            ["feed"],
+            registry=registry,
+        )
+        self.gap = prom.Histogram(
+            "marketdata_feed_gap_seconds",
+            "How long the network feed delivered nothing, from losing to regaining a subscription.",
+            ["feed"],
+            buckets=GAP_BUCKETS_S,
+            registry=registry,
+        )
+        self.lag = prom.Histogram(
+            "marketdata_feed_lag_seconds",
+            "Receive time minus event time of live events, by source.",
+            ["source"],
+            buckets=LAG_BUCKETS_S,
+            registry=registry,
+        )
+        self.notices = prom.Counter(
+            "marketdata_provider_notices",
+            "Provider messages read but not published (status, correction, cancel, daily bar).",
+            ["type"],
+            registry=registry,
+        )
+        self.active_feed = prom.Gauge(
+            "marketdata_active_feed",
+            "1 for the feed whose events are published now (primary or backup).",
+            ["feed"],
+            registry=registry,
+        )
+        self.failovers = prom.Counter(
+            "marketdata_failovers",
+            "Switches between primary and backup feed, by the feed switched to.",
+            ["to"],
+            registry=registry,
+        )
 
 
 class MarketData(Component):
@@ -47,47 +133,106 @@ class MarketData(Component):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.published = prom.Counter(
-            "marketdata_events_published",
-            "Market-data events published, by kind (quote, trade, bar).",
-            ["kind"],
-            registry=self.registry,
-        )
-        self.dropped = prom.Counter(
-            "marketdata_events_dropped",
-            "Market-data events dropped before publication, by reason.",
-            ["reason"],
-            registry=self.registry,
-        )
-        for reason in (*replay.DropReason, LATE_TRADE):
-            self.dropped.labels(reason)  # zeros from the start, so rates work on the first drop
-        self.builders = [bars.BarBuilder(n) for n in self.spec.marketdata.bar_intervals_s]
+        self.metrics = MarketDataMetrics(self.registry)
+        self.drops = Drops(lambda reason: self.metrics.dropped.labels(reason.value).inc())
+        config = self.spec.marketdata
+        self.validator = Validator(self.spec.symbols, self.drops, max_future_s=config.max_future_s)
+        self.builders = [bars.BarBuilder(n) for n in config.bar_intervals_s]
         self.feed_state: FeedState = "starting"
         self.events_published = 0
         self._late_seen = [0] * len(self.builders)
         self._last: dict[str, dict[str, str]] = {}
         self._publisher: Publisher | None = None
-        # Built here, not in run(): an unreadable replay file is a config error (exit 2).
-        self.feed = self.build_feed()
+        self._lost_at_s: float | None = None
+        self._notices_seen: dict[str, int] = {}
+        # Built here, not in run(): an unreadable replay file or missing keys are config errors
+        # (exit 2, restarting will not help).
+        self.feed: Feed = self.build_feed(config.feed)
+        self.live = config.feed.kind != "replay"
 
-    def build_feed(self) -> Feed:
-        config = self.spec.marketdata.feed
+    # --- building feeds ------------------------------------------------------------------------
+
+    def build_feed(self, config: FeedConfig) -> Feed:
+        if config.kind != "alpaca":
+            return self._local_feed(config, "marketdata.feed")
+        primary = self._alpaca_feed(config)
+        self._watch_connection(primary.connection)
+        if config.backup is None:
+            return primary
+        from components.marketdata.failover import FailoverFeed
+
+        backup = self._backup_feed(config.backup)
+        feed = FailoverFeed(
+            primary,
+            backup,
+            config.backup.takeover_after_s,
+            on_switch=self._on_switch,
+        )
+        self.metrics.active_feed.labels(primary.name).set(1)
+        self.metrics.active_feed.labels(backup.name).set(0)
+        return feed
+
+    def _local_feed(
+        self, config: FeedConfig | BackupFeedConfig, where: str, *, rebase: bool = False
+    ) -> Feed:
         if config.kind == "synthetic":
             return synthetic.SyntheticFeed(config.synthetic, self.spec.symbols)
-        assert config.replay is not None  # FeedConfig guarantees it
+        assert config.replay is not None  # the config models guarantee it
         try:
             return replay.ReplayFeed(
                 config.replay.path,
                 self.spec.symbols,
                 speed=config.replay.speed,
                 loop=config.replay.loop,
-                on_drop=lambda reason: self.dropped.labels(reason.value).inc(),
+                rebase=rebase,
+                on_drop=lambda reason: self.metrics.dropped.labels(reason.value).inc(),
             )
         except (OSError, ValueError) as exc:
             why = f"cannot read it: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
             raise ConfigError(
-                "marketdata", [f"marketdata.feed.replay.path: {config.replay.path!r}: {why}"]
+                "marketdata", [f"{where}.replay.path: {config.replay.path!r}: {why}"]
             ) from exc
+
+    def _alpaca_feed(self, config: FeedConfig | BackupFeedConfig) -> Any:
+        from components.marketdata.alpaca.stream import AlpacaFeed
+        from components.runtime.credentials import AlpacaCredentials
+
+        return AlpacaFeed(
+            config.alpaca, self.spec.symbols, AlpacaCredentials.from_env(), self.drops
+        )
+
+    def _backup_feed(self, config: BackupFeedConfig) -> Any:
+        if config.kind == "alpaca":
+            backup = self._alpaca_feed(config)
+            backup.name = f"{backup.name}-backup"
+            return backup
+        # A backup stands in for a live feed: a replay is moved to the wall clock.
+        return self._local_feed(config, "marketdata.feed.backup", rebase=True)
+
+    def _watch_connection(self, connection: Connection) -> None:
+        gauge = self.metrics.feed_state.labels(connection.name)
+        reconnects = self.metrics.reconnects.labels(connection.name)
+        gap = self.metrics.gap.labels(connection.name)
+
+        def changed(old: ConnectionState, new: ConnectionState) -> None:
+            gauge.state(new.value)
+            if new is ConnectionState.RECONNECTING and old is not new:
+                reconnects.inc()
+            if old is ConnectionState.SUBSCRIBED and new is not old:
+                self._lost_at_s = time.monotonic()
+            elif new is ConnectionState.SUBSCRIBED and self._lost_at_s is not None:
+                gap.observe(time.monotonic() - self._lost_at_s)
+                self._lost_at_s = None
+
+        connection.on_change(changed)
+
+    def _on_switch(self, to: str) -> None:
+        self.metrics.failovers.labels(to).inc()
+        feed: Any = self.feed
+        for name in (feed.primary.name, feed.backup.name):
+            self.metrics.active_feed.labels(name).set(1 if name == to else 0)
+
+    # --- running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
         self._publisher = self.bus.publisher()
@@ -117,27 +262,54 @@ class MarketData(Component):
             timer.cancel()
         await asyncio.Event().wait()  # stay up: metrics and status still matter after a replay
 
-    def on_event(self, event: Quote | Trade) -> None:
+    def _source(self) -> str:
+        feed: Any = self.feed
+        return getattr(feed, "active", feed.name)
+
+    def on_event(self, event: Quote | Trade | Bar) -> None:
         assert self._publisher is not None
+        now_ns = time.time_ns()
+        source = self._source()
+        kind = type(event).__name__.lower()
+        self.metrics.received.labels(kind, source).inc()
+        if not self.validator.accept(event, now_ns):
+            return
+        if self.live:
+            ts_ns = event.ts_open_ns if isinstance(event, Bar) else event.ts_event_ns
+            self.metrics.lag.labels(source).observe(max(0, now_ns - ts_ns) / 1e9)
         if isinstance(event, Quote):
             self._publisher.publish(
                 topics.quote(event.symbol), event, ts_event_ns=event.ts_event_ns
             )
-            self.published.labels("quote").inc()
+            self.metrics.published.labels("quote").inc()
             last = self._last.setdefault(event.symbol, {})
             last["bid"], last["ask"] = str(event.bid_price), str(event.ask_price)
-        else:
+        elif isinstance(event, Trade):
             envelope = self._publisher.publish(
                 topics.trade(event.symbol), event, ts_event_ns=event.ts_event_ns
             )
-            self.published.labels("trade").inc()
+            self.metrics.published.labels("trade").inc()
             self._last.setdefault(event.symbol, {})["last"] = str(event.price)
             for index, builder in enumerate(self.builders):
                 bar = builder.on_trade(event)
                 if bar is not None:
                     self._publish_bar(bar, trace_id=envelope.trace_id)
                 self._count_late_trades(index, builder)
+        else:  # a provider's own bar, published as it came
+            self._publish_bar(event, trace_id=None)
+            return
         self.events_published += 1
+        self._count_notices()
+
+    def _count_notices(self) -> None:
+        decoder = getattr(getattr(self.feed, "primary", self.feed), "decoder", None)
+        if decoder is None:
+            return
+        for kind, count in decoder.notices.items():
+            seen = self._notices_seen.get(kind, 0)
+            if count > seen:
+                self.metrics.notices.labels(kind).inc(count - seen)
+                self._notices_seen[kind] = count
 
     def _publish_bar(self, bar: Bar, trace_id: str | None) -> None:
         assert self._publisher is not None
@@ -147,14 +319,15 @@ class MarketData(Component):
             ts_event_ns=bar.ts_close_ns,
             trace_id=trace_id,
         )
-        self.published.labels("bar").inc()
+        self.metrics.published.labels("bar").inc()
         self.events_published += 1
 
     def _count_late_trades(self, index: int, builder: bars.BarBuilder) -> None:
         late = builder.late_trades - self._late_seen[index]
         if late:
             self._late_seen[index] = builder.late_trades
-            self.dropped.labels(LATE_TRADE).inc(late)
+            self.drops.counts[DropReason.LATE_TRADE] += late
+            self.metrics.dropped.labels(LATE_TRADE).inc(late)
 
     async def _close_due_bars(self, feed: Feed) -> None:
         while True:
@@ -164,20 +337,38 @@ class MarketData(Component):
                 for bar in builder.close_due(now_ns):
                     self._publish_bar(bar, trace_id=None)
 
+    # --- reporting -----------------------------------------------------------------------------
+
+    def _connection(self) -> Connection | None:
+        return getattr(self.feed, "connection", None)
+
     def readiness(self) -> dict[str, bool]:
         # A replay that has finished did its job: not ready would read as a fault.
-        return {**super().readiness(), "feed": self.feed_state in ("running", "finished")}
+        checks = {**super().readiness(), "feed": self.feed_state in ("running", "finished")}
+        connection = self._connection()
+        if connection is not None:
+            on_backup = bool(getattr(self.feed, "on_backup", False))
+            checks["feed.connection"] = connection.subscribed or on_backup
+        return checks
 
     def status(self) -> dict[str, Any]:
-        dropped: dict[str, int] = {}
+        dropped = {reason.value: n for reason, n in self.drops.counts.items() if n}
         if isinstance(self.feed, replay.ReplayFeed):
-            dropped = {reason.value: n for reason, n in self.feed.dropped.items()}
-        late = sum(builder.late_trades for builder in self.builders)
-        if late:
-            dropped[LATE_TRADE] = late
+            for reason, n in self.feed.dropped.items():
+                dropped[reason.value] = dropped.get(reason.value, 0) + n
+        feed: dict[str, Any] = {"kind": self.spec.marketdata.feed.kind, "state": self.feed_state}
+        connection = self._connection()
+        if connection is not None:
+            feed["connection"] = {
+                "name": connection.name,
+                "state": connection.state.value,
+                "reconnects": connection.reconnects,
+                "failure": connection.failure,
+            }
+            feed["source"] = self._source()
         return {
             **super().status(),
-            "feed": {"kind": self.spec.marketdata.feed.kind, "state": self.feed_state},
+            "feed": feed,
             "events_published": self.events_published,
             "dropped": dropped,
             "last_prices": self._last,

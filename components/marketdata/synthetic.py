@@ -68,6 +68,8 @@ class _Walk:
 class SyntheticFeed:
     """Every `tick_interval_ms`, one quote then one trade per symbol, symbols in the given order."""
 
+    name = "synthetic"
+
     def __init__(self, config: SyntheticFeedConfig, symbols: Sequence[str]) -> None:
         self.config = config
         self.symbols = list(symbols)
