@@ -246,7 +246,11 @@ class RiskConfig(_Model):
 
 
 class SimulatedVenueConfig(_Model):
-    latency_ms: float = Field(0, ge=0, le=10_000, description="Delay before an order is filled.")
+    """The simulated exchange's fill model (the same in live runs, backtests and tests)."""
+
+    latency_ms: float = Field(
+        0, ge=0, le=10_000, description="Delay from submit until the order reaches the book."
+    )
     fee_per_share: Decimal = Field(Decimal(0), ge=0, description="Fee charged per share filled.")
     fee_per_order: Decimal = Field(
         Decimal(0), ge=0, allow_inf_nan=False, description="Fixed fee charged on every fill."
@@ -258,11 +262,66 @@ class SimulatedVenueConfig(_Model):
         allow_inf_nan=False,
         description="Fee as a fraction of each fill's value (0.001 is 10 basis points).",
     )
+    slippage_bps: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        le=1000,
+        description="Price worsened for orders that take liquidity, in basis points.",
+    )
+    respect_quote_size: bool = Field(
+        False,
+        description="Take at most the displayed size per quote (partial fills); "
+        "otherwise a marketable order fills completely at the quote.",
+    )
+    tick_size: PositiveDecimal = Field(Decimal("0.01"), description="Price increment.")
+
+
+class AlpacaVenueConfig(_Model):
+    """Alpaca's Trading API. Keys come from APCA_API_KEY_ID / APCA_API_SECRET_KEY only."""
+
+    paper_url: str = Field(
+        "https://paper-api.alpaca.markets", description="REST base URL of paper trading."
+    )
+    live_url: str = Field(
+        "https://api.alpaca.markets", description="REST base URL of live trading."
+    )
+    request_timeout_s: float = Field(
+        5, gt=0, le=60, description="An unanswered request counts as outcome unknown after this."
+    )
+    poll_interval_s: float = Field(
+        2,
+        gt=0,
+        le=300,
+        description="How often open orders are polled while the trade_updates stream is down.",
+    )
+
+
+class RetryConfig(_Model):
+    initial_backoff_ms: float = Field(
+        50, gt=0, le=60_000, description="First retry delay (before jitter)."
+    )
+    max_backoff_ms: float = Field(
+        5000, gt=0, le=600_000, description="Cap of the exponential retry delay."
+    )
+    max_attempts: int = Field(8, ge=1, le=100, description="Attempts per request before giving up.")
 
 
 class ExecutionConfig(_Model):
-    venue: Literal["simulated"] = Field("simulated", description="Where orders are sent.")
+    venue: Literal["simulated", "alpaca-paper", "alpaca-live"] = Field(
+        "simulated", description="Where orders are sent."
+    )
     simulated: SimulatedVenueConfig = Field(default_factory=SimulatedVenueConfig)
+    alpaca: AlpacaVenueConfig = Field(default_factory=AlpacaVenueConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    rate_limit_per_minute: int = Field(
+        200, ge=1, le=100_000, description="Requests per minute to the venue (token bucket)."
+    )
+    rate_limit_burst: int = Field(
+        10, ge=1, le=10_000, description="Requests that may be sent back to back (bucket size)."
+    )
+    cancel_timeout_s: float = Field(
+        5, gt=0, le=120, description="Bound on cancelling working orders at shutdown."
+    )
 
 
 # --- Kubernetes only: how the operator runs each component (local runs ignore these) ----------

@@ -27,6 +27,14 @@ class Side(StrEnum):
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
+    STOP = "stop"  # a market order once the stop price trades
+    STOP_LIMIT = "stop_limit"  # a limit order once the stop price trades
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    GTC = "gtc"  # good till canceled
+    IOC = "ioc"  # immediate or cancel: what does not fill at once is canceled
 
 
 class OrderStatus(StrEnum):
@@ -182,6 +190,8 @@ class Order(_Event):
     ts_origin_ns: int
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.DAY
 
 
 class OrderUpdate(_Event):

@@ -1,12 +1,15 @@
 """The execution engine's order log: every order before it reaches the venue, and what became of it.
 
 It is what makes "never sent twice" hold across restarts: an order is appended (and fsynced)
-before it is sent, and on restart every client order id in the log counts as already handled, so
-a re-delivered `Order` is dropped. A crash between the append and the send loses that order
-rather than risking a second copy; the risk manager then expires its approval.
+before its first attempt, under the client order id every retry reuses; on restart every id in
+the log counts as already handled (a re-delivered `Order` is dropped), and every order that was
+not terminal is reconciled with the venue by that id before new orders are accepted. A crash
+between the append and the send loses that order rather than risking a second copy: the venue
+does not know it, and reconciliation closes it.
 
 Records are JSON, framed, checked and fsynced by `runtime.journal` (which also says what happens
-to a torn or damaged line), like the risk manager's state log.
+to a torn or damaged line), like the risk manager's state log. Replaying them gives each order's
+`lifecycle.OrderState`: status, venue id, fills; `tradingsystem state` shows them.
 """
 
 from __future__ import annotations
@@ -14,13 +17,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from components.core.events import Fill, Order, OrderStatus, OrderUpdate
+from components.core.events import Fill, Order, OrderUpdate
+from components.execution import lifecycle
 from components.runtime import journal
 
 ORDER_LOG_NAME = "orders.log"
-TERMINAL = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
-)
+TERMINAL = lifecycle.TERMINAL
 
 
 class OrderReceived(journal.Record, tag="order_received"):
@@ -28,6 +30,7 @@ class OrderReceived(journal.Record, tag="order_received"):
 
     order: Order
     trace_id: str
+    venue: str = ""
 
 
 class OrderUpdated(journal.Record, tag="order_updated"):
@@ -49,23 +52,37 @@ Record = OrderReceived | OrderUpdated | OrderFilled | FillConfirmed
 
 @dataclasses.dataclass
 class Orders:
-    """What the log says: every client order id handled, those not yet terminal, and the fills
-    the risk manager has not confirmed yet."""
+    """What the log says: every order with its state and fills, and the fills the risk manager
+    has not confirmed yet."""
 
-    known: set[str] = dataclasses.field(default_factory=set)
-    open: dict[str, Order] = dataclasses.field(default_factory=dict)
+    states: dict[str, lifecycle.OrderState] = dataclasses.field(default_factory=dict)
     unconfirmed: dict[str, Fill] = dataclasses.field(default_factory=dict)
+    traces: dict[str, str] = dataclasses.field(default_factory=dict)
     torn_lines: int = 0
+
+    @property
+    def known(self) -> set[str]:
+        """Every client order id ever handled: none may be used again."""
+        return set(self.states)
+
+    @property
+    def open(self) -> dict[str, Order]:
+        """Orders not terminal yet, by client order id."""
+        return {cid: state.order for cid, state in self.states.items() if not state.terminal}
 
     def apply(self, record: Record) -> None:
         if isinstance(record, OrderReceived):
-            self.known.add(record.order.client_order_id)
-            self.open[record.order.client_order_id] = record.order
+            order = record.order
+            self.states[order.client_order_id] = lifecycle.OrderState(order, record.venue)
+            self.traces[order.client_order_id] = record.trace_id
         elif isinstance(record, OrderUpdated):
-            self.known.add(record.update.client_order_id)
-            if record.update.status in TERMINAL:
-                self.open.pop(record.update.client_order_id, None)
+            state = self.states.get(record.update.client_order_id)
+            if state is not None:
+                state.restore_update(record.update)
         elif isinstance(record, OrderFilled):
+            state = self.states.get(record.fill.client_order_id)
+            if state is not None:
+                state.restore_fill(record.fill)
             self.unconfirmed[record.fill.fill_id] = record.fill
         elif isinstance(record, FillConfirmed):
             self.unconfirmed.pop(record.fill_id, None)
@@ -74,6 +91,15 @@ class Orders:
 def read(path: Path) -> journal.Replay[Record]:
     """Every record of the order log at `path` (a missing file has none)."""
     return OrderLog.read(path)
+
+
+def load(path: Path) -> Orders:
+    """What the order log at `path` says, read only (for `tradingsystem state`)."""
+    replay = read(path)
+    orders = Orders(torn_lines=replay.torn_lines)
+    for record in replay:
+        orders.apply(record)
+    return orders
 
 
 class OrderLog(journal.Journal[Record]):

@@ -1,34 +1,52 @@
 """The execution engine: sends every approved order to the venue exactly once, and reports back.
 
-For each `Order` on `risk.order` it checks that the id is new (the order log remembers every id
-across restarts), appends the order to the log, acknowledges it (`pending_new`, which tells the
-risk manager that execution owns it), then submits it. What the venue reports is logged and
-published: updates on `exec.order`, fills on `exec.fill`, under the order's trace id.
+For each `Order` on `risk.order` it checks that the id is new and valid (the order log remembers
+every id across restarts), appends the order to the log, acknowledges it (`pending_new`, which
+tells the risk manager that execution owns it), then submits it through the gateway (rate limit,
+retries, lookup before any resend). What the venue reports goes through the order's lifecycle
+(`lifecycle.OrderState`): each transition is logged, then published on `exec.order`, each new
+fill on `exec.fill`, under the order's trace id. A transition no venue can make is refused,
+logged and counted.
 
 Fills are re-sent until the risk manager confirms it booked them (`FillBooked` on
 `risk.fill_booked`): publish/subscribe drops what nobody is connected to receive, and a fill must
 not be lost to a restarting broker or risk manager. The confirmations are logged too, so a
 restarted engine re-sends only what was never confirmed.
 
-On shutdown it cancels whatever is still working at the venue and publishes the cancels, so a
-stopped engine leaves no orders behind.
+On start, before it takes any order, it reconciles every order of its log that was not terminal
+with the venue (by client order id), and loads the venue's open orders and positions. While the
+risk manager's breaker is open (`risk.state`) it refuses new orders. On shutdown (SIGTERM) it
+cancels whatever is still working at the venue, within `cancel_timeout_s`, and publishes the
+outcome, so a stopped engine leaves no orders behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+from collections.abc import Coroutine
 from decimal import Decimal
 from typing import Any
 
 import prometheus_client as prom
 
 from components.core import topics, wire
-from components.core.events import Fill, FillBooked, Order, OrderStatus, OrderUpdate, Quote
-from components.execution import orderlog
-from components.execution.venues.base import Report, Venue
-from components.execution.venues.simulated import SimulatedExchange
+from components.core.events import (
+    BreakerState,
+    Fill,
+    FillBooked,
+    Order,
+    OrderStatus,
+    Quote,
+    RiskState,
+)
+from components.execution import lifecycle, orderlog, venues
+from components.execution.gateway import Gateway, GatewayMetrics, SubmitFailed
+from components.execution.ratelimit import TokenBucket
+from components.execution.retry import Backoff
+from components.execution.venues.base import OrderRefused, Report, Venue, VenueError
 from components.runtime.bus import Publisher, Subscriber
 from components.runtime.component import Component
 
@@ -36,14 +54,16 @@ log = logging.getLogger(__name__)
 
 APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
 RESEND_AFTER_S = 1.0  # a fill not confirmed this long after it was sent is sent again
+UNRESOLVED_RETRY_S = 2.0  # how often orders of unknown fate are looked up again
+CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,48}$")  # Alpaca allows up to 48 characters
 
 
 class ExecutionMetrics:
     def __init__(self, registry: prom.CollectorRegistry) -> None:
         self.orders = prom.Counter(
             "execution_orders",
-            "Order updates published, by status.",
-            ["status"],
+            "Order updates published, by status and venue.",
+            ["status", "venue"],
             registry=registry,
         )
         self.fills = prom.Counter("execution_fills", "Fills published.", registry=registry)
@@ -55,6 +75,40 @@ class ExecutionMetrics:
         self.duplicates = prom.Counter(
             "execution_duplicate_orders",
             "Orders received again under a known client order id, and dropped.",
+            registry=registry,
+        )
+        self.rejections = prom.Counter(
+            "execution_rejections",
+            "Orders rejected, by reason code.",
+            ["reason"],
+            registry=registry,
+        )
+        self.invalid_transitions = prom.Counter(
+            "execution_invalid_transitions",
+            "Venue reports refused because no order can move that way.",
+            ["from_status", "to_status"],
+            registry=registry,
+        )
+        self.stale_reports = prom.Counter(
+            "execution_stale_reports",
+            "Venue reports behind what the order already had (duplicates, out of order), ignored.",
+            registry=registry,
+        )
+        self.unknown_reports = prom.Counter(
+            "execution_unknown_order_reports",
+            "Venue reports about orders this engine never sent, ignored.",
+            registry=registry,
+        )
+        self.reconciliations = prom.Counter(
+            "execution_reconciliations",
+            "Orders reconciled with the venue, by outcome (found, absent, error, foreign).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.submit_latency = prom.Histogram(
+            "execution_submit_seconds",
+            "From an order's arrival at execution to the venue's acknowledgement.",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
             registry=registry,
         )
         self.tick_to_order = prom.Histogram(
@@ -70,49 +124,149 @@ class ExecutionEngine(Component):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        config = self.spec.execution
         self.metrics = ExecutionMetrics(self.registry)
-        self.venue: Venue = SimulatedExchange(self.spec.execution.simulated)
+        self.venue: Venue = venues.build(config)
+        self.limiter = TokenBucket(config.rate_limit_per_minute, config.rate_limit_burst)
+        self.gateway = Gateway(
+            self.venue,
+            self.limiter,
+            Backoff.from_config(config.retry),
+            GatewayMetrics(self.registry),
+        )
         self.orders = orderlog.Orders()
+        self.breaker = BreakerState.CLOSED
+        self.breaker_reason = ""
+        self.venue_positions: dict[str, Decimal] = {}
+        self.reconciled = False
         self._log: orderlog.OrderLog | None = None
         self._publisher: Publisher | None = None
-        self._traces: dict[str, str] = {}  # client order id -> trace id of its `Order`
         self._fills_sent_at: dict[str, float] = {}  # fill id -> monotonic time of the last send
+        self._unresolved: set[str] = set()  # sent, fate unknown: looked up again later
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def restore(self) -> None:
         """Open the order log under the data directory: every id in it is spent."""
         path = self.settings.data_dir / orderlog.ORDER_LOG_NAME
         self._log, self.orders = orderlog.OrderLog.restore(path)
-        if self.orders.open:
-            # The simulated venue forgot them with the last process; a real venue is asked later.
-            log.warning(
-                "%d order(s) were still open when execution last stopped: %s.",
-                len(self.orders.open),
-                ", ".join(sorted(self.orders.open)),
-            )
-        log.info("Execution restored %d known order id(s) from %s.", len(self.orders.known), path)
+        log.info(
+            "Execution restored %d order(s), %d not terminal, from %s.",
+            len(self.orders.states),
+            len(self.orders.open),
+            path,
+        )
 
     async def run(self) -> None:
         if self._log is None:
             self.restore()
         self._publisher = self.bus.publisher()
+        # Subscribed before reconciling, so that orders approved meanwhile wait in the queue.
         subscriber = self.bus.subscriber(
-            [topics.APPROVED_ORDERS, topics.QUOTES, topics.FILLS_BOOKED]
+            [topics.APPROVED_ORDERS, topics.QUOTES, topics.FILLS_BOOKED, topics.RISK_STATE]
         )
+        await self.venue.start()
+        await self.reconcile()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._consume(subscriber))
-            tasks.create_task(self._forward_reports(self.venue))
+            tasks.create_task(self._forward_reports())
             tasks.create_task(self._resend_unconfirmed_fills())
+            tasks.create_task(self._resolve_unknown())
 
     async def close(self) -> None:
-        await self.venue.cancel_all()
-        while not self.venue.reports.empty():
-            report = self.venue.reports.get_nowait()
-            if self._publisher is not None and self._log is not None:
-                self.on_report(report)
+        """Cancel what is still working, within `cancel_timeout_s`; then close the log."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._log is not None and self._publisher is not None:
+            try:
+                async with asyncio.timeout(self.spec.execution.cancel_timeout_s):
+                    await self.cancel_working()
+            except TimeoutError:
+                log.error(
+                    "Orders still working after %g s of cancelling: %s.",
+                    self.spec.execution.cancel_timeout_s,
+                    ", ".join(sorted(self.orders.open)),
+                )
         await self.venue.close()
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    async def cancel_working(self) -> None:
+        """Ask the venue to cancel every working order and wait for each outcome."""
+        working = [s for s in self.orders.states.values() if not s.terminal]
+        for state in working:
+            if state.status is not OrderStatus.PENDING_CANCEL:
+                self._publish_update(
+                    state.force(OrderStatus.PENDING_CANCEL, "shutdown", time.time_ns())
+                )
+            try:
+                await self.gateway.request(
+                    f"cancelling order {state.client_order_id}",
+                    lambda cid=state.client_order_id: self.venue.cancel(cid),
+                )
+            except VenueError as exc:
+                log.error("Could not cancel order %s: %s.", state.client_order_id, exc)
+        while any(not s.terminal for s in working):
+            self.on_report(await self.venue.reports.get())
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """Bring every order the log left open up to date with the venue, and load the venue's
+        open orders and positions; only then are new orders accepted."""
+        for client_order_id in list(self.orders.open):
+            await self._reconcile_one(client_order_id)
+        try:
+            open_orders = await self.gateway.request("listing open orders", self.venue.open_orders)
+            self.venue_positions = await self.gateway.request(
+                "listing positions", self.venue.positions
+            )
+        except VenueError as exc:
+            log.error("Could not load the venue's open orders and positions: %s.", exc)
+            open_orders = []
+        foreign = sorted(
+            r.client_order_id for r in open_orders if r.client_order_id not in self.orders.states
+        )
+        if foreign:
+            self.metrics.reconciliations.labels("foreign").inc(len(foreign))
+            log.warning(
+                "%d order(s) open at %s were not sent by this engine: %s.",
+                len(foreign),
+                self.venue.name,
+                ", ".join(foreign),
+            )
+        self.reconciled = True
+        log.info(
+            "Reconciled with %s: %d order(s) still open, venue positions %s.",
+            self.venue.name,
+            len(self.orders.open),
+            {symbol: str(qty) for symbol, qty in sorted(self.venue_positions.items())},
+        )
+
+    async def _reconcile_one(self, client_order_id: str) -> None:
+        state = self.orders.states[client_order_id]
+        try:
+            report = await self.gateway.find(client_order_id)
+        except VenueError as exc:
+            self.metrics.reconciliations.labels("error").inc()
+            self._unresolved.add(client_order_id)
+            log.error(
+                "Could not look up order %s at %s: %s.", client_order_id, self.venue.name, exc
+            )
+            return
+        self._unresolved.discard(client_order_id)
+        if report is None:
+            self.metrics.reconciliations.labels("absent").inc()
+            reason = f"NOT_AT_VENUE: venue={self.venue.name}"
+            log.warning(
+                "Order %s is not at %s; closing it as canceled.", client_order_id, self.venue.name
+            )
+            self._publish_update(state.force(OrderStatus.CANCELED, reason, time.time_ns()))
+            return
+        self.metrics.reconciliations.labels("found").inc()
+        self.on_report(report)
+
+    # --- orders in --------------------------------------------------------------------------
 
     async def _consume(self, subscriber: Subscriber) -> None:
         async for envelope in subscriber:
@@ -120,13 +274,26 @@ class ExecutionEngine(Component):
             if isinstance(payload, Quote):
                 self.venue.on_quote(payload)
             elif isinstance(payload, Order):
-                await self.on_order(payload, envelope)
+                self._spawn(self.on_order(payload, envelope))
             elif isinstance(payload, FillBooked):
                 self.on_fill_booked(payload)
+            elif isinstance(payload, RiskState):
+                self.on_risk_state(payload)
 
-    async def _forward_reports(self, venue: Venue) -> None:
-        while True:
-            self.on_report(await venue.reports.get())
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def on_risk_state(self, state: RiskState) -> None:
+        if state.breaker is not self.breaker:
+            log.warning(
+                "Risk breaker is %s%s.",
+                state.breaker,
+                f": {state.halted_reason}" if state.halted_reason else "",
+            )
+        self.breaker = state.breaker
+        self.breaker_reason = state.halted_reason
 
     async def on_order(self, order: Order, envelope: wire.Envelope) -> None:
         assert self._log is not None
@@ -134,24 +301,39 @@ class ExecutionEngine(Component):
         if order.ts_origin_ns > 0 and now >= order.ts_origin_ns:
             self.metrics.tick_to_order.observe((now - order.ts_origin_ns) / 1e9)
         client_order_id = order.client_order_id
-        if client_order_id in self.orders.known:
+        if client_order_id in self.orders.states:
             self.metrics.duplicates.inc()
             log.warning("Order %s was received before; dropped, not sent again.", client_order_id)
             return
-        self._log.append(
-            orderlog.OrderReceived(ts_logged_ns=now, order=order, trace_id=envelope.trace_id)
+        # The id is spent (on disk) before anything can reach the venue.
+        record = orderlog.OrderReceived(
+            ts_logged_ns=now, order=order, trace_id=envelope.trace_id, venue=self.venue.name
         )
-        self.orders.known.add(client_order_id)
-        self.orders.open[client_order_id] = order
-        self._traces[client_order_id] = envelope.trace_id
+        self._log.append(record)
+        self.orders.apply(record)
+        state = self.orders.states[client_order_id]
 
         refusal = self._refusal(order, now)
         if refusal:
-            log.warning("Refused order %s: %s.", client_order_id, refusal)
-            self.on_report(_update(order, OrderStatus.REJECTED, refusal))
+            self._reject(state, refusal)
             return
-        self.on_report(_update(order, OrderStatus.PENDING_NEW))
-        await self.venue.submit(order)
+        self._publish_update(state.update(now))  # pending_new: execution owns the order
+        started = time.perf_counter()
+        try:
+            ack = await self.gateway.submit(order)
+        except OrderRefused as exc:
+            self._reject(state, f"VENUE_REJECTED: {exc.reason}")
+            return
+        except SubmitFailed as exc:
+            self._reject(state, f"VENUE_UNAVAILABLE: {exc}")
+            return
+        except VenueError as exc:
+            self._unresolved.add(client_order_id)
+            log.error(
+                "Order %s has an unknown fate (%s); it will be looked up.", client_order_id, exc
+            )
+            return
+        self.metrics.submit_latency.observe(time.perf_counter() - started)
         log.info(
             "Sent order %s (%s %s %s) to %s.",
             client_order_id,
@@ -160,11 +342,16 @@ class ExecutionEngine(Component):
             order.symbol,
             self.venue.name,
         )
+        self.on_report(ack)
 
     def _refusal(self, order: Order, now_ns: int) -> str:
-        """Why `order` must not be sent, or "": halted, or older than its approval lives."""
+        """Why `order` must not be sent, or "": halted, breaker open, bad id, or too old."""
         if self.spec.halted:
             return "HALTED: by=spec.halted"
+        if self.breaker is BreakerState.OPEN:
+            return f"BREAKER_OPEN: reason={self.breaker_reason or 'unknown'}"
+        if not CLIENT_ORDER_ID.match(order.client_order_id):
+            return f"INVALID_CLIENT_ORDER_ID: length={len(order.client_order_id)}, max=48"
         age_ms = (now_ns - order.ts_event_ns) / 1e6
         if age_ms > self.spec.risk.approval_timeout_ms:
             # The risk manager has expired (or will expire) this approval: sending it now would
@@ -175,35 +362,74 @@ class ExecutionEngine(Component):
             )
         return ""
 
+    def _reject(self, state: lifecycle.OrderState, reason: str) -> None:
+        log.warning("Rejected order %s: %s.", state.client_order_id, reason)
+        self.metrics.rejections.labels(reason.partition(":")[0]).inc()
+        self._publish_update(state.force(OrderStatus.REJECTED, reason, time.time_ns()))
+
+    async def _resolve_unknown(self) -> None:
+        """Look up, again and again, the orders whose submit ended without an answer."""
+        while True:
+            await asyncio.sleep(UNRESOLVED_RETRY_S)
+            for client_order_id in sorted(self._unresolved):
+                await self._reconcile_one(client_order_id)
+
+    # --- what the venue reports -------------------------------------------------------------
+
+    async def _forward_reports(self) -> None:
+        while True:
+            self.on_report(await self.venue.reports.get())
+
     def on_report(self, report: Report) -> None:
-        """Log, then publish, one report of the venue (or of the engine's own refusals)."""
-        assert self._log is not None and self._publisher is not None
-        now = time.time_ns()
-        trace_id = self._traces.get(report.client_order_id)
-        if isinstance(report, Fill):
-            record = orderlog.OrderFilled(ts_logged_ns=now, fill=report)
-            self._log.append(record)
-            self.orders.apply(record)
-            self._send_fill(report, trace_id)
-            self.metrics.fills.inc()
-            log.info(
-                "Order %s filled %s %s at %s.",
+        """Apply one venue report to its order; log, then publish, what it changed."""
+        state = self.orders.states.get(report.client_order_id)
+        if state is None:
+            self.metrics.unknown_reports.inc()
+            log.warning(
+                "Ignored a report about order %s, which this engine never sent.",
                 report.client_order_id,
-                report.quantity,
-                report.symbol,
-                report.price,
             )
             return
-        self._log.append(orderlog.OrderUpdated(ts_logged_ns=now, update=report))
-        self.orders.apply(orderlog.OrderUpdated(ts_logged_ns=now, update=report))
-        self._publisher.publish(topics.ORDER_UPDATES, report, ts_event_ns=now, trace_id=trace_id)
-        self.metrics.orders.labels(report.status.value).inc()
-        if report.status in orderlog.TERMINAL:
-            self._traces.pop(report.client_order_id, None)
-            if report.status is not OrderStatus.FILLED:
-                log.info(
-                    "Order %s is %s: %s.", report.client_order_id, report.status, report.reason
-                )
+        outcome = state.apply(report)
+        if outcome.stale:
+            self.metrics.stale_reports.inc()
+        if outcome.refused is not None:
+            refused = outcome.refused
+            self.metrics.invalid_transitions.labels(
+                refused.current.value, refused.reported.value
+            ).inc()
+            log.warning("Refused a report from %s: %s.", self.venue.name, refused)
+        if outcome.fill is not None:
+            self._on_fill(outcome.fill)
+        if outcome.update is not None:
+            self._publish_update(outcome.update)
+
+    def _on_fill(self, fill: Fill) -> None:
+        assert self._log is not None
+        record = orderlog.OrderFilled(ts_logged_ns=time.time_ns(), fill=fill)
+        self._log.append(record)
+        self.orders.unconfirmed[fill.fill_id] = fill
+        self._send_fill(fill, self.orders.traces.get(fill.client_order_id))
+        self.metrics.fills.inc()
+        log.info(
+            "Order %s filled %s %s at %s.",
+            fill.client_order_id,
+            fill.quantity,
+            fill.symbol,
+            fill.price,
+        )
+
+    def _publish_update(self, update: Any) -> None:
+        assert self._log is not None and self._publisher is not None
+        now = time.time_ns()
+        self._log.append(orderlog.OrderUpdated(ts_logged_ns=now, update=update))
+        trace_id = self.orders.traces.get(update.client_order_id)
+        self._publisher.publish(topics.ORDER_UPDATES, update, ts_event_ns=now, trace_id=trace_id)
+        self.metrics.orders.labels(update.status.value, self.venue.name).inc()
+        if update.status in lifecycle.TERMINAL and update.status is not OrderStatus.FILLED:
+            log.info("Order %s is %s: %s.", update.client_order_id, update.status, update.reason)
+
+    # --- fill confirmation ------------------------------------------------------------------
 
     def _send_fill(self, fill: Fill, trace_id: str | None = None) -> None:
         assert self._publisher is not None
@@ -230,31 +456,28 @@ class ExecutionEngine(Component):
                     self._send_fill(fill)
                     self.metrics.fills_resent.inc()
 
+    # --- what it shows ----------------------------------------------------------------------
+
     def readiness(self) -> dict[str, bool]:
         return {
             **super().readiness(),
             "venue": self.venue.ready(),
             "orderlog": self._log is not None,
+            "reconciled": self.reconciled,
         }
 
     def status(self) -> dict[str, Any]:
         return {
             **super().status(),
             "venue": self.spec.execution.venue,
-            "known_orders": len(self.orders.known),
+            "breaker": self.breaker.value,
+            "known_orders": len(self.orders.states),
             "open_orders": sorted(self.orders.open),
+            "unresolved_orders": sorted(self._unresolved),
             "unconfirmed_fills": sorted(self.orders.unconfirmed),
+            "venue_positions": {s: str(q) for s, q in sorted(self.venue_positions.items())},
+            "rate_limiter": {
+                "waits": self.limiter.waits,
+                "waited_s": round(self.limiter.waited_s, 3),
+            },
         }
-
-
-def _update(order: Order, status: OrderStatus, reason: str = "") -> OrderUpdate:
-    return OrderUpdate(
-        client_order_id=order.client_order_id,
-        venue_order_id=None,
-        symbol=order.symbol,
-        status=status,
-        filled_quantity=Decimal(0),
-        avg_fill_price=None,
-        ts_event_ns=time.time_ns(),
-        reason=reason,
-    )

@@ -1,1 +1,17 @@
-"""Venues orders are sent to; each implements `venues.base.Venue`."""
+"""Venues orders are sent to, each a `venues.base.Venue`; `build` makes the configured one."""
+
+from __future__ import annotations
+
+from components.core.config import ExecutionConfig
+from components.execution.venues.base import Venue
+
+
+def build(config: ExecutionConfig) -> Venue:
+    """The venue `config.venue` names (Alpaca's keys are read from the environment here)."""
+    if config.venue == "simulated":
+        from components.execution.venues.simulated import SimulatedExchange
+
+        return SimulatedExchange(config.simulated)
+    from components.execution.venues.alpaca import AlpacaVenue
+
+    return AlpacaVenue.from_config(config)

@@ -109,7 +109,12 @@ async def test_on_order_when_new_then_logged_acknowledged_sent_and_reported(
     ]
     registry = engine.registry
     assert registry.get_sample_value("execution_fills_total") == 1
-    assert registry.get_sample_value("execution_orders_total", {"status": "filled"}) == 1
+    assert (
+        registry.get_sample_value(
+            "execution_orders_total", {"status": "filled", "venue": "simulated"}
+        )
+        == 1
+    )
     assert registry.get_sample_value("execution_tick_to_order_seconds_count") == 1
     records = orderlog.read(tmp_path / "execution" / orderlog.ORDER_LOG_NAME).records
     assert isinstance(records[0], orderlog.OrderReceived)
