@@ -7,7 +7,7 @@ What each part does, and whose code it is:
   handles) and returns intents, exactly as in `strategy.service`;
 - each intent becomes `Signal`s sized here (the live engine sizes with `order_quantity`), which
   the risk manager's limits (`risk.limits`) approve or reject;
-- an approved signal is an `Order` that the simulated exchange (`execution.venues.simulated`)
+- an approved signal is an `Order` that the simulated exchange (`execution.venues.matching`)
   fills against a quote, charging its fees; for bar data the quote is made from the fill price
   (the next bar's open or this bar's close) with the configured spread and slippage;
 - fills are booked by the risk manager's `PositionBook` (`risk.positions`): cash, positions,
@@ -27,9 +27,10 @@ from decimal import ROUND_FLOOR, Decimal
 
 from components.backtest.config import BacktestConfig
 from components.core.config import SimulatedVenueConfig
-from components.core.events import Bar, Fill, Order, OrderStatus, OrderUpdate, Quote, Side, Signal
+from components.core.events import Bar, Fill, Order, OrderStatus, Quote, Side, Signal
 from components.core.events import Trade as TradePrint
-from components.execution.venues.simulated import SimulatedExchange
+from components.execution import lifecycle
+from components.execution.venues.matching import MatchingEngine
 from components.risk import limits
 from components.risk.positions import PositionBook
 from components.strategy.base import Intent, Strategy
@@ -116,7 +117,7 @@ class Backtest:
             fee_per_share=config.commission_per_share,
             fee_rate=config.commission_rate,
         )
-        self.exchange = SimulatedExchange(venue, clock=self._clock)
+        self.exchange = MatchingEngine(venue, self._clock)
         self.book = PositionBook(config.initial_cash)
         self.limits: list[limits.Limit] = []
         if config.max_position is not None:
@@ -330,25 +331,24 @@ class Backtest:
                 if rejection is not None:
                     self._reject(symbol, side, quantity, rejection.message)
                     return False
-        self.exchange.arrive(
-            Order(
-                client_order_id=f"bt-{number}",
-                signal_id=signal.signal_id,
-                symbol=symbol,
-                side=side,
-                quantity=quantity,
-                ts_event_ns=self.now_ns,
-                ts_origin_ns=self.now_ns,
-            )
+        order = Order(
+            client_order_id=f"bt-{number}",
+            signal_id=signal.signal_id,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            ts_event_ns=self.now_ns,
+            ts_origin_ns=self.now_ns,
         )
+        # The live engine's path: the exchange's reports through the order's lifecycle.
+        state = lifecycle.OrderState(order, self.exchange.name)
         filled = False
-        reports = self.exchange.reports
-        while not reports.empty():
-            report = reports.get_nowait()
-            if isinstance(report, Fill):
-                self._book(report)
+        for report in self.exchange.submit(order):
+            outcome = state.apply(report)
+            if outcome.fill is not None:
+                self._book(outcome.fill)
                 filled = True
-            elif isinstance(report, OrderUpdate) and report.status is OrderStatus.REJECTED:
+            if report.status is OrderStatus.REJECTED:
                 self._reject(symbol, side, quantity, report.reason)
         return filled
 
