@@ -15,6 +15,7 @@ from pathlib import Path
 import prometheus_client as prom
 
 from components import catalog
+from components.backtest import command as backtest
 from components.core.config import load_spec
 from components.core.errors import ConfigError, TradingSystemError
 
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a spec or manifest offline")
     validate.add_argument("file", type=Path)
 
+    backtest.add_parser(commands)
+
     commands.add_parser("crd", help="print the TradingSystem CRD, generated from the spec models")
     return parser
 
@@ -65,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args.file)
         if args.command == "component":
             return _component(args.name, args.config)
+        if args.command == "backtest":
+            return backtest.main(args)
         if args.command == "run":
             from components import local
 

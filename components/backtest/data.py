@@ -78,6 +78,22 @@ def load(
     return events
 
 
+def load_all(
+    paths: Sequence[str | Path], symbol: str | None = None, timeframe_s: int | None = None
+) -> list[Event]:
+    """The events of every file, merged in time order (stable: ties keep file order)."""
+    events: list[Event] = []
+    for path in paths:
+        events.extend(load(path, symbol, timeframe_s))
+    if len(paths) > 1:
+        events.sort(key=_time)
+    return events
+
+
+def _time(event: Event) -> int:
+    return event.ts_close_ns if isinstance(event, Bar) else event.ts_event_ns
+
+
 def _bar_close(bar: Bar) -> int:
     return bar.ts_close_ns
 

@@ -30,6 +30,31 @@ from typing import Any
 from components.backtest.engine import BacktestRun
 from components.core.money import round_money
 
+STAT_NAMES = (
+    "initial_equity",
+    "final_equity",
+    "total_return",
+    "annualized_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration_s",
+    "trades",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "net_pnl",
+    "exposure",
+    "commissions",
+    "fills",
+    "rejected_orders",
+    "events",
+    "periods_per_year",
+    "span_days",
+)
 YEAR_S = 365.25 * 24 * 3600
 NS = 1_000_000_000
 

@@ -51,3 +51,7 @@ def test_compute_when_flat_curve_and_no_trades_then_undefined_ratios_are_none() 
     assert figures["sharpe"] is None and figures["sortino"] is None
     assert figures["win_rate"] is None and figures["profit_factor"] is None
     assert figures["expectancy"] is None and figures["trades"] == 0
+
+
+def test_compute_when_any_run_then_keys_are_the_published_stat_names_in_order() -> None:
+    assert tuple(stats.compute(_run(["100", "101"], 10**9))) == stats.STAT_NAMES

@@ -1,0 +1,230 @@
+"""`tradingsystem backtest`: run a strategy over a data file, or a grid of its parameters.
+
+    tradingsystem backtest --strategy components.strategy.sma_cross:SmaCross \\
+        --data spy.csv --params '{"fast": 10, "slow": 50}' --fraction 1 --sizing fraction \\
+        --commission-rate 0.0005 --report spy.html
+
+    tradingsystem backtest --strategy ... --data spy.csv --grid fast=5,10,20 \\
+        --grid slow=50,100,200 --sort-by sharpe
+
+Every `BacktestConfig` field is an option (`--initial-cash`, `--fill`, `--spread-bps`, ...), or
+comes from `--config FILE` (YAML); options win. Prints a stats table (a progress bar on stderr
+while it runs), or with `--json` the whole result (stats, round trips, equity curve) as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from components.backtest.config import BacktestConfig
+from components.core.errors import ConfigError
+
+EXIT_OK = 0
+SOURCE = "backtest"
+
+
+def add_parser(commands: Any) -> None:
+    """Register `backtest` on the `tradingsystem` subcommands."""
+    parser = commands.add_parser(
+        "backtest",
+        help="run a strategy over historical data (or a grid of its parameters)",
+        description=__doc__.split("\n")[0],
+    )
+    parser.add_argument("--strategy", required=True, help="module:Class or path/file.py:Class")
+    parser.add_argument(
+        "--data", required=True, nargs="+", type=Path, help="CSV or Parquet file(s)"
+    )
+    parser.add_argument("--params", default="{}", help="the strategy's parameters (JSON or YAML)")
+    parser.add_argument("--symbol", help="symbol of rows without a symbol column")
+    parser.add_argument("--timeframe-s", type=int, help="bar length, if not the smallest gap")
+    parser.add_argument("--config", type=Path, help="YAML file of backtest settings")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--report", type=Path, help="write an HTML report here")
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="sweep a parameter over values (repeat for a grid)",
+    )
+    parser.add_argument("--sort-by", default="sharpe", help="the stat that ranks a sweep")
+    parser.add_argument("--workers", type=int, help="processes for a sweep (default: CPUs)")
+    settings = parser.add_argument_group("backtest settings (BacktestConfig)")
+    for name, field in BacktestConfig.model_fields.items():
+        settings.add_argument(
+            f"--{name.replace('_', '-')}", dest=f"setting_{name}", help=field.description
+        )
+    parser.set_defaults(handler=main)
+
+
+def _mapping(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(SOURCE, [f"{what}: not JSON or YAML: {exc}"]) from exc
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(SOURCE, [f"{what}: expected a mapping, found {type(value).__name__}"])
+    return value
+
+
+def _config(args: argparse.Namespace) -> BacktestConfig:
+    settings: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            settings = _mapping(args.config.read_text(), str(args.config))
+        except OSError as exc:
+            raise ConfigError(str(args.config), [f"(file): cannot read: {exc.strerror}"]) from exc
+    for name in BacktestConfig.model_fields:
+        value = getattr(args, f"setting_{name}")
+        if value is not None:
+            settings[name] = value
+    try:
+        return BacktestConfig.model_validate(settings)
+    except pydantic.ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (was {e.get('input')!r})"
+            for e in exc.errors()
+        ]
+        raise ConfigError(SOURCE, problems) from exc
+
+
+def _grid(specs: list[str]) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {}
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        if not sep or not name.strip() or not values.strip():
+            raise ConfigError(SOURCE, [f"--grid {spec!r}: expected NAME=V1,V2,..."])
+        grid[name.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+    return grid
+
+
+def main(args: argparse.Namespace) -> int:
+    # Here, not at the top: `tradingsystem run` should not pay for pyarrow's import.
+    from components.backtest import data, report, results
+    from components.backtest.engine import Backtest
+    from components.strategy.base import load_strategy
+
+    config = _config(args)
+    params = _mapping(args.params, "--params")
+    if args.grid:
+        return _sweep(args, config, params)
+    strategy = load_strategy(args.strategy, params, SOURCE)
+    started = time.perf_counter()
+    events = data.load_all(args.data, args.symbol, args.timeframe_s)
+    loaded = time.perf_counter()
+    run = _with_progress(
+        lambda progress: Backtest(strategy, config).run(events, progress),
+        len(events),
+        "backtest",
+        quiet=args.json,
+    )
+    elapsed = time.perf_counter() - loaded
+    result = results.summary(run, params)
+    if args.report is not None:
+        args.report.write_text(report.render(result))
+    if args.json:
+        print(results.to_json(result))
+        return EXIT_OK
+    _print_stats(result, len(events), loaded - started, elapsed, args.report)
+    return EXIT_OK
+
+
+def _with_progress(work: Any, total: int, label: str, quiet: bool) -> Any:
+    if quiet:
+        return work(None)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        f"[bold]{label}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        return work(lambda done: progress.update(task, completed=done))
+
+
+def _print_stats(
+    result: dict[str, Any], events: int, load_s: float, run_s: float, path: Path | None
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from components.backtest.report import format_value
+
+    table = Table(title=f"Backtest of {result['strategy']}", title_justify="left")
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    for name, value in result["stats"].items():
+        table.add_row(name, format_value(value))
+    console = Console()
+    console.print(table)
+    rate = events / run_s if run_s > 0 else float("inf")
+    console.print(
+        f"{events:,} events: loaded in {load_s:.2f} s, run in {run_s:.2f} s ({rate:,.0f}/s)."
+        + (f" Report: {path}" if path else ""),
+        highlight=False,
+    )
+
+
+def _sweep(args: argparse.Namespace, config: BacktestConfig, params: dict[str, Any]) -> int:
+    from components.backtest import stats, sweep
+    from components.backtest.report import format_value
+
+    grid = _grid(args.grid)
+    known = set(stats.STAT_NAMES)
+    if args.sort_by not in known:
+        raise ConfigError(
+            SOURCE,
+            [f"--sort-by: unknown stat {args.sort_by!r} (one of {', '.join(sorted(known))})"],
+        )
+    total = len(sweep.grid_points(grid))
+    rows = _with_progress(
+        lambda progress: sweep.sweep(
+            args.strategy,
+            params,
+            grid,
+            config,
+            [str(p) for p in args.data],
+            sort_by=args.sort_by,
+            workers=args.workers,
+            symbol=args.symbol,
+            timeframe_s=args.timeframe_s,
+            done=progress,
+        ),
+        total,
+        "sweep",
+        quiet=args.json,
+    )
+    if args.json:
+        print(json.dumps([{"params": p, "stats": s} for p, s in rows], indent=1))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    shown = [args.sort_by] + [
+        s
+        for s in ("total_return", "sharpe", "max_drawdown", "trades", "win_rate")
+        if s != args.sort_by
+    ]
+    table = Table(title=f"Sweep of {args.strategy}, by {args.sort_by}", title_justify="left")
+    for name in grid:
+        table.add_column(name, justify="right")
+    for name in shown:
+        table.add_column(name, justify="right")
+    for point, figures in rows:
+        table.add_row(*(str(point[n]) for n in grid), *(format_value(figures[s]) for s in shown))
+    Console().print(table)
+    return EXIT_OK

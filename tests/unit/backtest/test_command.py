@@ -1,0 +1,149 @@
+"""`tradingsystem backtest` in-process: the JSON result and the HTML report (same bytes twice),
+settings from options and from a file, the parameter sweep in parallel processes ranked by a
+stat, and bad input refused with exit code 2 (config) or 1 (data), one line, no traceback."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components import cli
+
+SMA = "components.strategy.sma_cross:SmaCross"
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def backtest(data: Path, *args: str) -> int:
+    return cli.main(["backtest", "--strategy", SMA, "--data", str(data), *args])
+
+
+@pytest.fixture
+def daily(tmp_path: Path) -> Path:
+    """300 daily bars of a seeded random walk."""
+    rng = random.Random(5)
+    path = tmp_path / "walk.csv"
+    price = 100.0
+    lines = ["timestamp,open,high,low,close,volume"]
+    for day in range(300):
+        close = round(price * (1 + rng.gauss(0, 0.015)), 2)
+        high, low = max(price, close) + 0.1, min(price, close) - 0.1
+        lines.append(f"{day * 86_400},{price:.2f},{high:.2f},{low:.2f},{close:.2f},1000")
+        price = close
+    # Epoch seconds are not ISO 8601: name the column ts_ns and scale.
+    lines = ["ts_ns" + lines[0][len("timestamp") :]] + [
+        f"{int(row.split(',')[0]) * 10**9}{row[row.index(',') :]}" for row in lines[1:]
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_backtest_when_json_then_result_has_stats_trades_equity(
+    daily: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = backtest(
+        daily,
+        *("--params", '{"fast": 5, "slow": 20}', "--json", "--sizing", "fraction"),
+        *("--commission-per-order", "1", "--allow-short", "true"),
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["strategy"] == "sma_cross" and result["params"] == {"fast": 5, "slow": 20}
+    assert result["config"]["sizing"] == "fraction" and result["config"]["allow_short"] is True
+    assert result["stats"]["trades"] == len(result["trades"]) > 0
+    assert len(result["equity"]) == 300
+    fees = sum(float(t["fees"]) for t in result["trades"])
+    assert fees == pytest.approx(float(result["stats"]["commissions"]))  # 1 per fill, all closed
+    sides = {t["side"] for t in result["trades"]}
+    assert sides == {"long", "short"}
+
+
+def test_backtest_when_report_then_same_html_bytes_every_run(daily: Path, tmp_path: Path) -> None:
+    pages = []
+    for n in range(2):
+        out = tmp_path / f"report{n}.html"
+        assert backtest(daily, "--report", str(out), "--json") == 0
+        pages.append(out.read_bytes())
+    assert pages[0] == pages[1]
+    page = pages[0].decode()
+    assert page.count("<svg") == 2 and "Drawdown" in page and "Round trips" in page
+    assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no network
+
+
+def test_backtest_when_settings_file_and_option_then_option_wins(
+    daily: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = tmp_path / "bt.yaml"
+    settings.write_text("initial_cash: 5000\nfill: close\nquantity: 3\n")
+    code = backtest(daily, "--config", str(settings), "--quantity", "7", "--json")
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["fill"] == "close" and result["config"]["initial_cash"] == "5000"
+    assert {t["quantity"] for t in result["trades"]} == {"7"}
+
+
+def test_backtest_when_grid_then_points_ranked_by_stat_across_processes(daily: Path) -> None:
+    """Through the real command (its worker processes end with it)."""
+    command = [sys.executable, "-m", "components", "backtest", "--strategy", SMA]
+    grid = ["--grid", "fast=3,5", "--grid", "slow=10,30", "--sort-by", "total_return"]
+    result = subprocess.run(
+        [*command, "--data", str(daily), "--json", "--workers", "2", *grid],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert sorted((r["params"]["fast"], r["params"]["slow"]) for r in rows) == [
+        (3, 10),
+        (3, 30),
+        (5, 10),
+        (5, 30),
+    ]
+    returns = [r["stats"]["total_return"] for r in rows]
+    assert returns == sorted(returns, reverse=True)
+    assert len(set(returns)) > 1  # the points differ, so the order means something
+
+
+def test_backtest_when_one_point_then_same_stats_as_in_a_sweep(
+    daily: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from components.backtest import config, sweep
+
+    sweep._load([str(daily)], None, None)  # what each worker does first
+    in_sweep = sweep.run_point(SMA, {"fast": 3, "slow": 10}, config.BacktestConfig())
+    assert backtest(daily, "--json", "--params", '{"fast": 3, "slow": 10}') == 0
+    assert json.loads(capsys.readouterr().out)["stats"] == in_sweep
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--params", '{"fast": 9, "slow": 3}'], "strategy.params.slow: must be greater than"),
+        (["--fill", "sometimes"], "fill: Input should be 'next_open', 'close' or 'quote'"),
+        (["--grid", "fast=1,2", "--grid", "slow=2,0"], "strategy.params.slow"),
+        (["--grid", "fast"], "--grid 'fast': expected NAME=V1,V2,..."),
+        (["--grid", "fast=1,2", "--sort-by", "luck"], "--sort-by: unknown stat 'luck'"),
+        (["--params", "[1, 2]"], "--params: expected a mapping, found list"),
+    ],
+)
+def test_backtest_when_config_invalid_then_exit_2_with_the_field(
+    daily: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert backtest(daily, *args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_backtest_when_data_invalid_then_exit_1_naming_the_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("date,open,high,low,close\n2024-01-02,1,2,0.5,1.5\n2024-01-03,1,2,0.5,0\n")
+    assert backtest(path) == 1
+    assert "row 2: close: price must be > 0" in capsys.readouterr().err
