@@ -86,7 +86,7 @@ def compute(run: BacktestRun) -> dict[str, Any]:
     )
     root = math.sqrt(per_year) if per_year else None
     growth = float(final / initial)
-    cagr = growth ** (1 / years) - 1 if years > 0 and growth > 0 else None
+    cagr = _cagr(growth, years)
     drawdown, drawdown_s = _drawdown(run)
 
     trips = run.round_trips
@@ -124,6 +124,17 @@ def compute(run: BacktestRun) -> dict[str, Any]:
         "periods_per_year": per_year,
         "span_days": span_s / 86_400,
     }
+
+
+def _cagr(growth: float, years: float) -> float | None:
+    """Compounded annual growth; None when undefined, or too large for a float (a gain over a
+    few seconds compounded to a year)."""
+    if years <= 0 or growth <= 0:
+        return None
+    try:
+        return growth ** (1 / years) - 1
+    except OverflowError:
+        return None
 
 
 def _drawdown(run: BacktestRun) -> tuple[float, float]:

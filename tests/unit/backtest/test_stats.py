@@ -55,3 +55,9 @@ def test_compute_when_flat_curve_and_no_trades_then_undefined_ratios_are_none() 
 
 def test_compute_when_any_run_then_keys_are_the_published_stat_names_in_order() -> None:
     assert tuple(stats.compute(_run(["100", "101"], 10**9))) == stats.STAT_NAMES
+
+
+def test_compute_when_gain_over_seconds_then_cagr_undefined_not_an_overflow() -> None:
+    figures = stats.compute(_run(["100", "150"], 10**9))
+    assert figures["cagr"] is None and figures["calmar"] is None
+    assert figures["total_return"] == 0.5
