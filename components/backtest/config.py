@@ -41,9 +41,12 @@ class BacktestConfig(BaseModel):
         description="Quoted spread around bar and trade prices, in basis points of the price "
         "(quote data brings its own spread).",
     )
-    slippage_bps: NonNegative = Field(
-        Decimal(0), description="Extra price paid by every fill, in basis points, on top of it."
+    slippage_bps: Annotated[Decimal, Field(ge=0, le=1000, allow_inf_nan=False)] = Field(
+        Decimal(0),
+        description="Price worsened for every fill, in basis points, rounded to the tick against "
+        "the trader (the simulated exchange's slippage).",
     )
+    tick_size: Positive = Field(Decimal("0.01"), description="Price increment of slipped prices.")
     sizing: Literal["fixed", "fraction"] = Field(
         "fixed", description="fixed: `quantity` units; fraction: `fraction` of equity."
     )

@@ -24,6 +24,7 @@ import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 from decimal import ROUND_FLOOR, Decimal
+from typing import NamedTuple
 
 from components.backtest.config import BacktestConfig
 from components.core.config import SimulatedVenueConfig
@@ -73,8 +74,7 @@ class Rejected:
     reason: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class EquityPoint:
+class EquityPoint(NamedTuple):  # a tuple: one is made per bar, and a tuple is made fastest
     ts_ns: int
     equity: Decimal
     exposed: bool  # a position was open at this point
@@ -116,6 +116,8 @@ class Backtest:
             fee_per_order=config.commission_per_order,
             fee_per_share=config.commission_per_share,
             fee_rate=config.commission_rate,
+            slippage_bps=config.slippage_bps,
+            tick_size=config.tick_size,
         )
         self.exchange = MatchingEngine(venue, self._clock)
         self.book = PositionBook(config.initial_cash)
@@ -135,7 +137,7 @@ class Backtest:
         self._quoted: dict[str, Decimal] = {}  # the price the exchange's quote was made from
         self._ids = itertools.count(1)
         self._half_spread = config.spread_bps * BPS * HALF
-        self._slippage = config.slippage_bps * BPS
+        self._exposed = False  # some position is open
         self._next_timer_ns: int | None = None
 
     def _clock(self) -> int:
@@ -216,9 +218,9 @@ class Backtest:
         self.now_ns = now
 
     def _record(self, now: int) -> None:
-        book = self.book
-        exposed = any(holding.quantity for holding in book.holdings.values())
-        point = EquityPoint(now, book.equity(), exposed)
+        # Flat, equity is the cash: most bars of most strategies need no valuation.
+        exposed = self._exposed
+        point = EquityPoint(now, self.book.equity() if exposed else self.book.cash, exposed)
         equity = self.equity
         if equity and equity[-1].ts_ns == now:
             equity[-1] = point  # several symbols' bars at one time: one point
@@ -250,16 +252,6 @@ class Backtest:
         )
 
     def _quote(self, quote: Quote) -> None:
-        if self._slippage:
-            bid, ask = quote.bid_price, quote.ask_price
-            quote = Quote(
-                symbol=quote.symbol,
-                bid_price=bid - bid * self._slippage,
-                bid_size=quote.bid_size,
-                ask_price=ask + ask * self._slippage,
-                ask_size=quote.ask_size,
-                ts_event_ns=quote.ts_event_ns,
-            )
         self.quotes[quote.symbol] = quote
         self.exchange.on_quote(quote)
 
@@ -296,7 +288,7 @@ class Backtest:
         config = self.config
         if config.sizing == "fixed":
             return config.quantity
-        price = limits.order_price(self.quotes.get(symbol), side)
+        price = self.exchange.taker_price(symbol, side)
         if price is None:
             return ZERO
         # Whole units whose value and fees fit in the share of equity:
@@ -371,6 +363,7 @@ class Backtest:
             )
         book.apply_fill(fill)
         self.fills.append(fill)
+        self._exposed = any(h.quantity for h in book.holdings.values())
         holding = book.holdings[symbol]
         if before != 0 and holding.quantity == 0:
             opened = self._open.pop(symbol)

@@ -43,6 +43,7 @@ from components.execution.venues.base import DuplicateClientOrderId, Report
 ZERO = Decimal(0)
 BPS = Decimal(10_000)
 WORKING = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
+LIVE = WORKING | {OrderStatus.PENDING_NEW}
 STOPS = (OrderType.STOP, OrderType.STOP_LIMIT)
 WITH_LIMIT = (OrderType.LIMIT, OrderType.STOP_LIMIT)
 
@@ -79,6 +80,9 @@ class MatchingEngine:
         self.config = config
         self.clock = clock
         self.orders: dict[str, SimulatedOrder] = {}  # by client order id, every order ever
+        # The orders that may still trade, in arrival order: a quote is matched against these,
+        # not against every order ever (a long backtest submits thousands).
+        self._live: dict[str, SimulatedOrder] = {}
         self.quotes: dict[str, Quote] = {}
         self.books: dict[str, BookSnapshot] = {}
         self.positions: dict[str, Decimal] = {}
@@ -98,12 +102,13 @@ class MatchingEngine:
             arrives_at_ns=now + int(self.config.latency_ms * 1_000_000),
         )
         self.orders[order.client_order_id] = sim
+        self._live[order.client_order_id] = sim
         self._pending.append(sim)
         return self.advance()
 
     def cancel(self, client_order_id: str) -> list[Report]:
         sim = self.orders.get(client_order_id)
-        if sim is None or sim.status not in WORKING | {OrderStatus.PENDING_NEW}:
+        if sim is None or sim.status not in LIVE:
             return []
         if sim in self._pending:
             self._pending.remove(sim)
@@ -115,11 +120,20 @@ class MatchingEngine:
         return None if sim is None else self._report(sim)
 
     def open_orders(self) -> list[Report]:
-        return [
-            self._report(sim)
-            for sim in self.orders.values()
-            if sim.status in WORKING | {OrderStatus.PENDING_NEW}
-        ]
+        return [self._report(sim) for sim in self._live_orders()]
+
+    def _live_orders(self) -> list[SimulatedOrder]:
+        """Orders pending or working, oldest first; finished ones leave the index here."""
+        live = self._live
+        for client_order_id in [c for c, sim in live.items() if sim.status not in LIVE]:
+            del live[client_order_id]
+        return list(live.values())
+
+    def taker_price(self, symbol: str, side: Side) -> Decimal | None:
+        """The price a market order of `side` would fill at now (the top level, slipped); None
+        without a quote or book. A backtest sizes orders by it."""
+        levels = self._opposing_levels(symbol, side)
+        return self._slipped(levels[0][0], side) if levels else None
 
     def next_arrival_ns(self) -> int | None:
         return min((sim.arrives_at_ns for sim in self._pending), default=None)
@@ -171,7 +185,7 @@ class MatchingEngine:
 
     def _match(self, symbol: str, trade: Trade | None) -> list[Report]:
         reports: list[Report] = []
-        for sim in list(self.orders.values()):
+        for sim in self._live_orders():
             if sim.status not in WORKING or sim.order.symbol != symbol:
                 continue
             if not sim.triggered and sim.order.order_type in STOPS:

@@ -173,9 +173,10 @@ def test_run_when_fill_at_close_with_spread_and_slippage_then_buys_above_and_sel
         quantity="3",
     )
     (trip,) = done.round_trips
-    # Buy at 20 + 0.02 (half spread), + 0.1 % slippage on that ask; sell at 25 - 0.025, - 0.1 %.
-    assert trip.entry_price == D("20.02") * D("1.001")
-    assert trip.exit_price == D("24.975") * D("0.999")
+    # Buy at the ask, 20 + 0.02 (half spread), + 0.1 % slippage = 20.04002, up to the tick;
+    # sell at the bid, 25 - 0.025, - 0.1 % = 24.950025, down to the tick.
+    assert trip.entry_price == D("20.05")
+    assert trip.exit_price == D("24.95")
     assert trip.quantity == 3 and trip.fees == 0
     assert trip.pnl == 3 * (trip.exit_price - trip.entry_price)
     assert trip.entry_ts_ns == START_NS + 2 * DAY_NS  # bar 1's close
@@ -214,3 +215,18 @@ def test_run_when_repeated_then_json_byte_identical() -> None:
     one = results.to_json(results.summary(first, {"a": 1}))
     assert one == results.to_json(results.summary(second, {"a": 1}))
     assert '"final_equity": "11951.87"' in one
+
+
+def test_run_when_fraction_sizing_with_slippage_then_units_fit_at_the_slipped_price() -> None:
+    done, _ = run(
+        [("100", "100"), ("100", "100"), ("100", "100")],
+        {0: "buy"},
+        fill="close",
+        sizing="fraction",
+        initial_cash="10000",
+        slippage_bps="10",
+    )
+    # 10,000 at 100: 100 units; at the slipped 100.10 only 99 fit.
+    buy = done.fills[0]
+    assert (buy.side, buy.quantity, buy.price) == (Side.BUY, D(99), D("100.10"))
+    assert done.book.cash >= 0
