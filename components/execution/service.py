@@ -122,12 +122,13 @@ class ExecutionMetrics:
 class ExecutionEngine(Component):
     name = "execution"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, venue: Venue | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         config = self.spec.execution
         self.metrics = ExecutionMetrics(self.registry)
-        self.venue: Venue = venues.build(config)
+        self.venue: Venue = venue or venues.build(config)
         self.limiter = TokenBucket(config.rate_limit_per_minute, config.rate_limit_burst)
+        self.venue.pace = self.limiter.acquire
         self.gateway = Gateway(
             self.venue,
             self.limiter,

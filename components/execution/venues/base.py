@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -94,6 +95,9 @@ class Venue(abc.ABC):
 
     def __init__(self) -> None:
         self.reports: asyncio.Queue[Report] = asyncio.Queue()
+        # The engine's rate limiter, awaited before any request the venue makes on its own
+        # (polling), since the venue counts those against the same limit.
+        self.pace: Callable[[], Awaitable[Any]] | None = None
 
     async def start(self) -> None:  # noqa: B027 (an optional hook)
         """Connect whatever pushes reports (a stream); called once before the first request."""

@@ -1,0 +1,270 @@
+"""The Alpaca venue against the local fake of Alpaca's Trading API: every documented status code
+becomes the right venue error, orders of every type and time in force are sent as documented,
+fills arrive from the trade_updates stream, and what happened while the stream was down is
+polled after it reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from components.core.events import Order, OrderStatus, OrderType, Side, TimeInForce
+from components.execution.venues.alpaca import AlpacaVenue
+from components.execution.venues.alpaca.client import AlpacaClient, retry_after_s
+from components.execution.venues.base import (
+    DuplicateClientOrderId,
+    OrderRefused,
+    OutcomeUnknown,
+    RateLimited,
+    Report,
+    VenueUnavailable,
+)
+from components.local import free_ports
+from components.runtime.credentials import AlpacaCredentials
+from tests.fakes import alpaca_trading
+from tests.fakes.alpaca_trading import FakeAlpacaTrading, Faults
+
+D = Decimal
+CREDENTIALS = AlpacaCredentials.from_env(
+    {"APCA_API_KEY_ID": alpaca_trading.KEY, "APCA_API_SECRET_KEY": alpaca_trading.SECRET}
+)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAlpacaTrading]:
+    async with alpaca_trading.running(faults=Faults(hang_s=0.3)) as server:
+        server.set_price("AAPL", "100.02")
+        yield server
+
+
+@pytest.fixture
+async def venue(fake: FakeAlpacaTrading) -> AsyncIterator[AlpacaVenue]:
+    alpaca = AlpacaVenue(fake.url, CREDENTIALS, timeout_s=0.1, poll_interval_s=0.05)
+    yield alpaca
+    await alpaca.close()
+
+
+def order(
+    client_order_id: str = "c1",
+    *,
+    quantity: int = 10,
+    order_type: OrderType = OrderType.MARKET,
+    limit_price: str | None = None,
+    stop_price: str | None = None,
+    time_in_force: TimeInForce = TimeInForce.DAY,
+) -> Order:
+    return Order(
+        client_order_id=client_order_id,
+        signal_id="s",
+        symbol="AAPL",
+        side=Side.BUY,
+        quantity=D(quantity),
+        ts_event_ns=1,
+        ts_origin_ns=1,
+        order_type=order_type,
+        limit_price=None if limit_price is None else D(limit_price),
+        stop_price=None if stop_price is None else D(stop_price),
+        time_in_force=time_in_force,
+    )
+
+
+async def until(venue: AlpacaVenue, status: OrderStatus) -> list[Report]:
+    seen: list[Report] = []
+    async with asyncio.timeout(5):
+        while not seen or seen[-1].status is not status:
+            seen.append(await venue.reports.get())
+    return seen
+
+
+async def test_submit_when_market_then_accepted_and_fill_arrives_on_the_stream(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading
+) -> None:
+    await venue.start()
+    async with asyncio.timeout(5):
+        while not venue.streaming or not fake._streams:
+            await asyncio.sleep(0.01)
+    ack = await venue.submit(order())
+    assert (ack.status, ack.filled_quantity, ack.client_order_id) == (OrderStatus.NEW, 0, "c1")
+    reports = await until(venue, OrderStatus.FILLED)
+    filled = reports[-1]
+    assert (filled.filled_quantity, filled.avg_fill_price) == (D(10), D("100.02"))
+    assert (filled.last_quantity, filled.last_price) == (D(10), D("100.02"))
+    assert fake.order("c1")["type"] == "market"  # type: ignore[index]
+    assert await venue.positions() == {"AAPL": D(10)}
+
+
+@pytest.mark.parametrize(
+    ("order_type", "limit", "stop", "tif"),
+    [
+        (OrderType.LIMIT, "99", None, TimeInForce.GTC),
+        (OrderType.STOP, None, "101", TimeInForce.DAY),
+        (OrderType.STOP_LIMIT, "102", "101", TimeInForce.GTC),
+        (OrderType.LIMIT, "99", None, TimeInForce.IOC),
+    ],
+)
+async def test_submit_when_each_type_and_time_in_force_then_sent_as_documented(
+    venue: AlpacaVenue,
+    fake: FakeAlpacaTrading,
+    order_type: OrderType,
+    limit: str | None,
+    stop: str | None,
+    tif: TimeInForce,
+) -> None:
+    await venue.submit(
+        order(order_type=order_type, limit_price=limit, stop_price=stop, time_in_force=tif)
+    )
+    sent = fake.order("c1")
+    assert sent is not None
+    assert (sent["type"], sent["limit_price"], sent["stop_price"], sent["time_in_force"]) == (
+        order_type.value,
+        limit,
+        stop,
+        tif.value,
+    )
+
+
+async def test_get_order_when_known_then_report_when_unknown_then_none_from_404(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading
+) -> None:
+    await venue.submit(order(order_type=OrderType.LIMIT, limit_price="90"))
+    await asyncio.sleep(0.01)  # routed: accepted -> new
+    found = await venue.get_order("c1")
+    assert found is not None and found.status is OrderStatus.NEW
+    assert await venue.get_order("missing") is None
+
+
+async def test_submit_when_same_client_id_again_then_duplicate_from_422(venue: AlpacaVenue) -> None:
+    await venue.submit(order())
+    with pytest.raises(DuplicateClientOrderId, match="client_order_id must be unique"):
+        await venue.submit(order())
+
+
+async def test_submit_when_buying_power_short_then_refused_from_403(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading
+) -> None:
+    fake.buying_power = D(50)
+    with pytest.raises(OrderRefused, match="HTTP 403 40310000 insufficient buying power"):
+        await venue.submit(order())
+
+
+async def test_request_when_input_invalid_then_refused_from_422(fake: FakeAlpacaTrading) -> None:
+    client = AlpacaClient(fake.url, CREDENTIALS, 1.0)
+    body = {"symbol": "AAPL", "qty": "1", "side": "buy", "type": "limit", "time_in_force": "day"}
+    with pytest.raises(OrderRefused, match="HTTP 422 40010001 limit_price is required"):
+        await client.request("POST", "/v2/orders", body=body)
+    too_long = {**body, "type": "market", "client_order_id": "x" * 49}
+    with pytest.raises(OrderRefused, match="no more than 48 characters"):
+        await client.request("POST", "/v2/orders", body=too_long)
+    await client.close()
+
+
+async def test_request_when_keys_wrong_then_refused_from_401(fake: FakeAlpacaTrading) -> None:
+    wrong = AlpacaCredentials.from_env({"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "nope"})
+    venue = AlpacaVenue(fake.url, wrong, timeout_s=1.0)
+    with pytest.raises(OrderRefused, match="HTTP 401 40110000 request is not authorized") as info:
+        await venue.submit(order())
+    assert "nope" not in str(info.value)
+    await venue.close()
+
+
+async def test_request_when_429_with_retry_after_then_rate_limited_for_that_long(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading
+) -> None:
+    fake.fail_next("429")
+    with pytest.raises(RateLimited) as info:
+        await venue.submit(order())
+    assert info.value.retry_after_s == pytest.approx(0.02)
+    assert fake.order("c1") is None  # a 429 is not processed
+
+
+async def test_request_when_window_exhausted_then_429_until_the_reset_header(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading
+) -> None:
+    fake.rate_limit = 1
+    await venue.positions()
+    with pytest.raises(RateLimited) as info:
+        await venue.positions()
+    assert 0 < info.value.retry_after_s <= 60  # type: ignore[operator]
+
+
+def test_retry_after_when_headers_then_retry_after_wins_over_reset() -> None:
+    assert retry_after_s({"Retry-After": "3", "X-Ratelimit-Reset": "1000"}, 990) == 3
+    assert retry_after_s({"X-Ratelimit-Reset": "1000"}, 990) == 10
+    assert retry_after_s({"X-Ratelimit-Reset": "1000"}, 1010) == 0
+    assert retry_after_s({}, 0) is None
+
+
+@pytest.mark.parametrize("fault", ["500", "503"])
+async def test_request_when_server_error_then_unavailable_and_order_not_created(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading, fault: str
+) -> None:
+    fake.fail_next(fault)
+    with pytest.raises(VenueUnavailable, match=f"HTTP {fault} 50010000"):
+        await venue.submit(order())
+    assert fake.order("c1") is None
+
+
+async def test_submit_when_accepted_then_no_answer_then_outcome_unknown_yet_order_exists(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading
+) -> None:
+    fake.fail_next("timeout")
+    with pytest.raises(OutcomeUnknown):
+        await venue.submit(order())
+    assert fake.order("c1") is not None
+
+
+async def test_submit_when_connection_dropped_then_outcome_unknown(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading
+) -> None:
+    fake.fail_next("drop")
+    with pytest.raises(OutcomeUnknown, match="connection lost"):
+        await venue.submit(order())
+
+
+async def test_request_when_nothing_listens_then_unavailable() -> None:
+    [port] = free_ports(1)
+    venue = AlpacaVenue(f"http://127.0.0.1:{port}", CREDENTIALS, timeout_s=1.0)
+    with pytest.raises(VenueUnavailable, match="cannot connect"):
+        await venue.open_orders()
+    await venue.close()
+
+
+async def test_cancel_when_working_then_204_and_canceled_when_filled_then_422_swallowed(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading
+) -> None:
+    await venue.submit(order("rest", order_type=OrderType.LIMIT, limit_price="90"))
+    await venue.submit(order("done"))
+    await asyncio.sleep(0.01)
+    assert [r.client_order_id for r in await venue.open_orders()] == ["rest"]
+    await venue.cancel("rest")
+    await venue.cancel("done")  # filled: 422 "order is not cancelable"
+    reports = {r.client_order_id: r.status for r in [await venue.reports.get() for _ in range(2)]}
+    assert reports == {"rest": OrderStatus.CANCELED, "done": OrderStatus.FILLED}
+    assert fake.requests["DELETE /v2/orders/" + fake.by_client_id["done"]] == 1
+
+
+async def test_account_when_asked_then_documented_fields(venue: AlpacaVenue) -> None:
+    account = await venue.account()
+    assert account["status"] == "ACTIVE" and D(account["buying_power"]) > 0
+
+
+async def test_stream_when_dropped_then_reconnects_and_polls_what_it_missed(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading
+) -> None:
+    await venue.start()
+    await venue.submit(order(order_type=OrderType.LIMIT, limit_price="90"))
+    async with asyncio.timeout(5):
+        while not venue.streaming:
+            await asyncio.sleep(0.01)
+    muted = list(fake._streams)
+    fake._streams.clear()  # the stream silently stops delivering ...
+    fake.set_price("AAPL", "89.50")  # ... while the order fills; then it drops
+    for ws in muted:
+        await ws.close()
+    started = time.monotonic()
+    reports = await until(venue, OrderStatus.FILLED)
+    assert reports[-1].filled_quantity == D(10) and time.monotonic() - started < 5
