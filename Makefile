@@ -23,6 +23,7 @@ test: $(READY)
 
 ## bench: throughput and latency against the targets (not tests: nothing is asserted)
 bench: $(READY)
+	$(BIN)/python -m pip install --quiet --editable '.[test,bench]'  # backtesting.py, to compare
 	$(BIN)/python -m benchmarks
 
 lint: $(READY)

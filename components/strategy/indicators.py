@@ -142,18 +142,19 @@ class RollingMoments:
         window = self._window
         window.append(x)
         count = len(window)
-        if count < self.period:
+        period = self.period
+        if count < period:
             return False
-        if count > self.period:
+        if count > period:
             old = window.popleft()
             move = x - old
             mean = self.mean
-            new_mean = mean + move / self.period
-            self._m2 += move * (x - new_mean + old - mean)
-            self.mean = new_mean
-            self._steps += 1
-            self._error += _STEP_ERROR * abs(move) * (abs(x) + abs(old) + abs(mean))
-            if self._steps < self.period and self._error <= _ERROR_SHARE * self._m2:
+            new_mean = mean + move / period
+            m2 = self._m2 + move * (x - new_mean + old - mean)
+            error = self._error + _STEP_ERROR * abs(move) * (abs(x) + abs(old) + abs(mean))
+            steps = self._steps + 1
+            if steps < period and error <= _ERROR_SHARE * m2:
+                self.mean, self._m2, self._error, self._steps = new_mean, m2, error, steps
                 return True
         self._exact()
         return True
@@ -168,7 +169,14 @@ class RollingMoments:
     @property
     def variance(self) -> float:
         # Rounding can leave a tiny negative sum on a flat window: it is zero.
-        return max(self._m2, 0.0) / self.period if self._window else NaN
+        m2 = self._m2
+        return (m2 / self.period if m2 > 0 else 0.0) if self._window else NaN
+
+    @property
+    def deviation(self) -> float:
+        """The population standard deviation (the square root of `variance`)."""
+        m2 = self._m2
+        return math.sqrt(m2 / self.period) if m2 > 0 else 0.0
 
 
 class StdDev:
@@ -184,7 +192,7 @@ class StdDev:
     def update(self, x: float) -> float | None:
         if not self._moments.update(x):
             return None
-        self.value = value = math.sqrt(self._moments.variance)
+        self.value = value = self._moments.deviation
         return value
 
 
@@ -211,7 +219,7 @@ class Bollinger:
         if not moments.update(x):
             return None
         middle = moments.mean
-        spread = self.width * math.sqrt(moments.variance)
+        spread = self.width * moments.deviation
         self.upper, self.middle, self.lower = bands = (middle + spread, middle, middle - spread)
         return bands
 
@@ -231,7 +239,7 @@ class ZScore:
         moments = self._moments
         if not moments.update(x):
             return None
-        deviation = math.sqrt(moments.variance)
+        deviation = moments.deviation
         self.value = value = (x - moments.mean) / deviation if deviation > 0 else 0.0
         return value
 
@@ -422,7 +430,7 @@ class RealizedVolatility:
         previous, self._previous = self._previous, price
         if previous is None or not self._moments.update(math.log(price / previous)):
             return None
-        self.value = value = math.sqrt(self._moments.variance) * self._scale
+        self.value = value = self._moments.deviation * self._scale
         return value
 
 
