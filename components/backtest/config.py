@@ -10,7 +10,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 NonNegative = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
@@ -74,9 +73,3 @@ class BacktestConfig(BaseModel):
         description="Equity points per year, to annualize; unset: inferred from the data's "
         "span in calendar time (daily trading bars give about 252).",
     )
-
-    @pydantic.model_validator(mode="after")
-    def _sizing_fits(self) -> BacktestConfig:
-        if self.fill == "quote" and self.sizing == "fraction" and self.fraction > 1:
-            raise ValueError("fraction: at most 1")
-        return self

@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 from components.backtest.config import BacktestConfig
 from components.core.config import SimulatedVenueConfig
+from components.core.errors import ConfigError
 from components.core.events import Bar, Fill, Order, OrderStatus, Quote, Side, Signal
 from components.core.events import Trade as TradePrint
 from components.execution import lifecycle
@@ -104,6 +105,18 @@ class BacktestRun:
     book: PositionBook
 
 
+def _check_fill_model(config: BacktestConfig, events: Sequence[Event]) -> None:
+    if not events:
+        return
+    bars = isinstance(events[0], Bar)
+    if bars != (config.fill != "quote"):
+        kind = "bars" if bars else f"{type(events[0]).__name__.lower()}s"
+        wanted = "next_open or close" if bars else "quote"
+        raise ConfigError(
+            "backtest", [f"fill: {config.fill} cannot fill orders on {kind}; use {wanted}"]
+        )
+
+
 class Backtest:
     """One run of one strategy over one series of events; `run` once."""
 
@@ -146,7 +159,12 @@ class Backtest:
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self, events: Sequence[Event], progress: Progress | None = None) -> BacktestRun:
-        """Feed `events` (in time order) through; close what is open at the end if configured."""
+        """Feed `events` (in time order) through; close what is open at the end if configured.
+
+        Bars fill at `next_open` or `close`; quotes and trades at `quote` (the quote, or the
+        trade's price with the configured spread): another pairing is a `ConfigError`.
+        """
+        _check_fill_model(self.config, events)
         strategy = self.strategy
         on_bar = strategy.on_bar
         on_quote = strategy.on_quote if strategy.handles("on_quote") else None

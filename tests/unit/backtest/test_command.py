@@ -5,6 +5,7 @@ stat, and bad input refused with exit code 2 (config) or 1 (data), one line, no 
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -147,3 +148,25 @@ def test_backtest_when_data_invalid_then_exit_1_naming_the_row(
     path.write_text("date,open,high,low,close\n2024-01-02,1,2,0.5,1.5\n2024-01-03,1,2,0.5,0\n")
     assert backtest(path) == 1
     assert "row 2: close: price must be > 0" in capsys.readouterr().err
+
+
+def test_backtest_when_run_in_two_processes_then_json_and_report_byte_identical(
+    daily: Path, tmp_path: Path
+) -> None:
+    """Different hash seeds, separate processes: nothing in the output may depend on either."""
+    outputs = []
+    for seed in ("1", "2"):
+        report_path = tmp_path / f"r{seed}.html"
+        command = [sys.executable, "-m", "components", "backtest", "--strategy", SMA]
+        options = ["--params", "{fast: 3, slow: 12}", "--sizing", "fraction", "--allow-short", "1"]
+        result = subprocess.run(
+            [*command, "--data", str(daily), "--json", "--report", str(report_path), *options],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append((result.stdout, report_path.read_bytes()))
+    assert outputs[0] == outputs[1]
+    assert json.loads(outputs[0][0])["stats"]["trades"] > 5

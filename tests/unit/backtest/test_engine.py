@@ -10,12 +10,15 @@ from decimal import Decimal
 from typing import Any
 
 import pydantic
+import pytest
 from pydantic import BaseModel, ConfigDict
 
 from components.backtest import results, stats
 from components.backtest.config import BacktestConfig
-from components.backtest.engine import Backtest, BacktestRun
-from components.core.events import Bar, Fill, Side
+from components.backtest.engine import Backtest, BacktestRun, Event
+from components.core.errors import ConfigError
+from components.core.events import Bar, Fill, Quote, Side
+from components.core.events import Trade as TradePrint
 from components.strategy.base import Intent, Strategy, load_strategy
 
 D = Decimal
@@ -230,3 +233,105 @@ def test_run_when_fraction_sizing_with_slippage_then_units_fit_at_the_slipped_pr
     buy = done.fills[0]
     assert (buy.side, buy.quantity, buy.price) == (Side.BUY, D(99), D("100.10"))
     assert done.book.cash >= 0
+
+
+class QuoteFollower(Strategy):
+    """Buys when the spread is one cent or less, sells when it widens; every 60 s of simulated
+    time it records the timer's time."""
+
+    name = "quote_follower"
+    Params = ScriptedParams
+    timer_interval_s = 60.0
+
+    def __init__(self, params: pydantic.BaseModel) -> None:
+        super().__init__(params)
+        self.timer_ticks: list[int] = []
+
+    def on_bar(self, bar: Bar) -> Intent | None:
+        return None
+
+    def on_quote(self, quote: Quote) -> Intent | None:
+        spread = quote.ask_price - quote.bid_price
+        return Intent(quote.symbol, Side.BUY if spread <= D("0.01") else Side.SELL, "spread")
+
+    def on_trade(self, trade: TradePrint) -> Intent | None:
+        return Intent(trade.symbol, Side.BUY if trade.size > 50 else Side.SELL, "size")
+
+    def on_timer(self, ts_ns: int) -> Intent | None:
+        self.timer_ticks.append(ts_ns)
+        return None
+
+
+def _quote(bid: str, ask: str, ts_s: int) -> Quote:
+    return Quote(
+        symbol="AAPL",
+        bid_price=D(bid),
+        bid_size=D(100),
+        ask_price=D(ask),
+        ask_size=D(100),
+        ts_event_ns=ts_s * 10**9,
+    )
+
+
+def test_run_when_quotes_then_fills_at_the_quote_and_timers_fire_on_simulated_time() -> None:
+    strategy = QuoteFollower(ScriptedParams(signals={}))
+    quotes = [
+        _quote("9.99", "10.00", 30),  # tight: buy at the ask, 10.00
+        _quote("9.98", "10.01", 95),  # wide: sell at the bid, 9.98
+        _quote("10.50", "10.51", 200),  # tight: buy at 10.51; closed at the end at 10.50
+    ]
+    done = Backtest(strategy, BacktestConfig(fill="quote", quantity=D(2))).run(quotes)
+    assert [(f.side, f.price, f.ts_event_ns) for f in done.fills] == [
+        (Side.BUY, D("10.00"), 30 * 10**9),
+        (Side.SELL, D("9.98"), 95 * 10**9),
+        (Side.BUY, D("10.51"), 200 * 10**9),
+        (Side.SELL, D("10.50"), 200 * 10**9),
+    ]
+    assert [t.pnl for t in done.round_trips] == [D("-0.04"), D("-0.02")]
+    # The first event starts the clock; ticks at 60, 120 and 180 s (not at 30 s).
+    assert strategy.timer_ticks == [60 * 10**9, 120 * 10**9, 180 * 10**9]
+    # Equity marks at the mid: after the first buy, 2 x 9.995 plus the cash.
+    assert done.equity[0].equity == D(100_000) - D("20.00") + 2 * D("9.995")
+
+
+def test_run_when_trades_then_fills_at_the_trade_price_with_the_spread() -> None:
+    strategy = QuoteFollower(ScriptedParams(signals={}))
+    trades = [
+        TradePrint(symbol="AAPL", price=D(20), size=D(100), ts_event_ns=1),
+        TradePrint(symbol="AAPL", price=D(21), size=D(10), ts_event_ns=2),
+    ]
+    config = BacktestConfig(fill="quote", spread_bps=D(10), close_at_end=False)
+    done = Backtest(strategy, config).run(trades)
+    # Half of 10 bp either side: buy at 20.01, sell at 20.98950.
+    assert [(f.side, f.price) for f in done.fills] == [
+        (Side.BUY, D("20.010")),
+        (Side.SELL, D("20.98950")),
+    ]
+
+
+def test_run_when_two_symbols_then_one_equity_point_per_time_and_each_symbol_trades() -> None:
+    spy = bars([("10", "10"), ("10", "11"), ("11", "12")], symbol="SPY")
+    qqq = bars([("20", "20"), ("20", "19"), ("19", "18")], symbol="QQQ")
+    events = sorted(spy + qqq, key=lambda b: b.ts_close_ns)  # SPY, QQQ at each close
+    strategy = load_strategy(f"{__name__}:Scripted", {"signals": {"0": "buy", "1": "buy"}})
+    done = Backtest(strategy, BacktestConfig(fill="close")).run(events)
+    assert len(done.equity) == 3
+    assert {t.symbol for t in done.round_trips} == {"SPY", "QQQ"}
+    by_symbol = {t.symbol: (t.entry_price, t.exit_price) for t in done.round_trips}
+    assert by_symbol == {"SPY": (D(10), D(12)), "QQQ": (D(20), D(18))}
+    assert done.equity[-1].equity == D(100_000) + 2 - 2
+
+
+@pytest.mark.parametrize(
+    ("fill", "events", "message"),
+    [
+        ("quote", bars([("1", "1")]), "fill: quote cannot fill orders on bars; use next_open"),
+        ("next_open", [_quote("1", "2", 1)], "fill: next_open cannot fill orders on quotes"),
+    ],
+)
+def test_run_when_fill_model_does_not_suit_the_data_then_config_error(
+    fill: str, events: list[Event], message: str
+) -> None:
+    strategy = load_strategy(f"{__name__}:Scripted", {"signals": {}})
+    with pytest.raises(ConfigError, match=message):
+        Backtest(strategy, BacktestConfig(fill=fill)).run(events)  # type: ignore[arg-type]

@@ -18,21 +18,29 @@ from components.broker.service import Broker
 from components.core import topics, wire
 from components.core.config import TradingSystemSpec
 from components.core.errors import ConfigError
-from components.core.events import CheckSignal, Payload, Side, Signal, SignalChecked
+from components.core.events import CheckSignal, Payload, Quote, Side, Signal, SignalChecked
 from components.runtime.bus import Bus, Publisher
 from components.runtime.settings import BrokerEndpoints
+from components.strategy.base import Intent
 from components.strategy.service import StrategyEngine
+from components.strategy.sma_cross import SmaCross
 from tests.conftest import make_settings
-from tests.factories import flat_bar
+from tests.factories import flat_bar, quote
 
 RiskHandler = Callable[[wire.Envelope], Awaitable[Payload]]
 
 
-def _engine(endpoints: BrokerEndpoints, tmp_path: Path, risk_timeout_ms: int) -> StrategyEngine:
+def _engine(
+    endpoints: BrokerEndpoints,
+    tmp_path: Path,
+    risk_timeout_ms: int,
+    class_path: str = "components.strategy.sma_cross:SmaCross",
+) -> StrategyEngine:
     spec = TradingSystemSpec.model_validate(
         {
             "symbols": ["AAPL", "WARM"],
             "strategy": {
+                "class_path": class_path,
                 "params": {"fast": 1, "slow": 2},
                 "order_quantity": "7",
                 "risk_timeout_ms": risk_timeout_ms,
@@ -94,9 +102,13 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def _harness(
-    endpoints: BrokerEndpoints, tmp_path: Path, risk: RiskHandler | None, risk_timeout_ms: int = 500
+    endpoints: BrokerEndpoints,
+    tmp_path: Path,
+    risk: RiskHandler | None,
+    risk_timeout_ms: int = 500,
+    class_path: str = "components.strategy.sma_cross:SmaCross",
 ) -> AsyncIterator[Harness]:
-    engine = _engine(endpoints, tmp_path, risk_timeout_ms)
+    engine = _engine(endpoints, tmp_path, risk_timeout_ms, class_path)
     bus = Bus(endpoints, "test", prom.CollectorRegistry())
     harness = Harness(engine, bus)
     tasks = [asyncio.create_task(engine.run()), harness.reader]
@@ -219,3 +231,45 @@ def test_init_when_params_invalid_then_config_error(
         StrategyEngine(
             spec, make_settings("strategy", endpoints, tmp_path), prom.CollectorRegistry()
         )
+
+
+class QuotesAndTimer(SmaCross):
+    """The SMA crossover on bars (for the harness's warm-up), plus: buys on a quote whose bid size
+    is above 500, and sells TIMER on its first timer tick after `armed` is set."""
+
+    timer_interval_s = 0.05
+    armed = False
+
+    def on_quote(self, quote: Quote) -> Intent | None:
+        if quote.bid_size > 500:
+            return Intent(quote.symbol, Side.BUY, "deep bid")
+        return None
+
+    def on_timer(self, ts_ns: int) -> Intent | None:
+        if not QuotesAndTimer.armed:
+            return None
+        QuotesAndTimer.armed = False
+        return Intent("TIMER", Side.SELL, f"timer at {ts_ns}")
+
+
+async def test_run_when_strategy_handles_quotes_and_timer_then_their_intents_are_signals(
+    broker: Broker, endpoints: BrokerEndpoints, tmp_path: Path
+) -> None:
+    path = f"{__name__}:QuotesAndTimer"
+    async with _harness(endpoints, tmp_path, _approve, class_path=path) as harness:
+        shallow = quote("99.98", "100.02", size=100)
+        deep = quote("99.98", "100.02", size=900)
+        harness.publisher.publish(topics.quote("AAPL"), shallow, ts_event_ns=1)
+        sent = harness.publisher.publish(topics.quote("AAPL"), deep, ts_event_ns=1)
+        envelope = await asyncio.wait_for(harness.signals.get(), 5)
+        signal = envelope.payload
+        assert isinstance(signal, Signal)
+        assert (signal.symbol, signal.side, signal.reason) == ("AAPL", Side.BUY, "deep bid")
+        assert signal.ts_origin_ns == sent.ts_send_ns and envelope.trace_id == sent.trace_id
+        QuotesAndTimer.armed = True
+        envelope = await asyncio.wait_for(harness.signals.get(), 5)
+        signal = envelope.payload
+        assert isinstance(signal, Signal)
+        assert (signal.symbol, signal.side) == ("TIMER", Side.SELL)
+        assert signal.reason.startswith("timer at ")
+        await _until(lambda: len(harness.requests) == 2)
