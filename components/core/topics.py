@@ -7,6 +7,7 @@ MARKET_DATA = "md."
 TRADES = "md.trade."
 QUOTES = "md.quote."
 BARS = "md.bar."
+BOOKS = "md.book."
 SIGNALS = "strategy.signal"
 RISK_CHECK = "risk.check"  # request/reply: CheckSignal → SignalChecked
 APPROVED_ORDERS = "risk.order"
@@ -27,3 +28,7 @@ def quote(symbol: str) -> str:
 
 def bar(timeframe: str, symbol: str) -> str:
     return f"{BARS}{timeframe}.{symbol}"
+
+
+def book(symbol: str) -> str:
+    return f"{BOOKS}{symbol}"

@@ -42,7 +42,8 @@ def decode(frame: bytes) -> Envelope:
         raise CodecError("frame has no topic separator")
     try:
         envelope = _decoder.decode(memoryview(frame)[cut + 1 :])
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec raises UnicodeDecodeError, not DecodeError, for a string that is not UTF-8.
         raise CodecError(f"bad envelope on topic {frame[:cut]!r}: {exc}") from exc
     if envelope.topic.encode() != frame[:cut]:
         raise CodecError(

@@ -2,7 +2,8 @@
 quotes and trades, and the bars built from the trades, on the broker.
 
 Topics: `md.quote.<SYM>`, `md.trade.<SYM>` and `md.bar.<N>s.<SYM>` for each of
-`marketdata.bar_intervals_s` (plus `md.bar.1m.<SYM>` for Alpaca's own minute bars when subscribed).
+`marketdata.bar_intervals_s` (plus `md.bar.1m.<SYM>` for Alpaca's own minute bars when subscribed),
+and `md.book.<SYM>` for each book snapshot or delta the symbol's `books.OrderBook` accepted.
 Each publisher numbers its messages per topic, so subscribers detect and count gaps
 (`bus_sequence_gaps`). A bar closed by a trade carries that trade's trace id, so a signal (and the
 order after it) can be followed back to the tick that caused it; a bar closed by the timer starts
@@ -31,8 +32,8 @@ import prometheus_client as prom
 from components.core import topics
 from components.core.config import BackupFeedConfig, FeedConfig
 from components.core.errors import ConfigError
-from components.core.events import Bar, Quote, Trade
-from components.marketdata import bars, replay, synthetic
+from components.core.events import Bar, BookDelta, BookSnapshot, Quote, Trade
+from components.marketdata import bars, books, replay, synthetic
 from components.marketdata.connection import Connection, ConnectionState
 from components.marketdata.validation import DropReason, Drops, Validator
 from components.runtime.bus import Publisher
@@ -49,10 +50,13 @@ LAG_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 GAP_BUCKETS_S = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900)
 
 
+Event = Quote | Trade | Bar | BookSnapshot | BookDelta
+
+
 class Feed(Protocol):
     name: str
 
-    def stream(self) -> AsyncIterator[Quote | Trade | Bar]: ...
+    def stream(self) -> AsyncIterator[Event]: ...
 
     def clock_ns(self) -> int:
         """Event time now, by the feed's own clock: what closes bars when nothing trades."""
@@ -138,6 +142,7 @@ class MarketData(Component):
         config = self.spec.marketdata
         self.validator = Validator(self.spec.symbols, self.drops, max_future_s=config.max_future_s)
         self.builders = [bars.BarBuilder(n) for n in config.bar_intervals_s]
+        self.books = books.Books()
         self.feed_state: FeedState = "starting"
         self.events_published = 0
         self._late_seen = [0] * len(self.builders)
@@ -266,7 +271,7 @@ class MarketData(Component):
         feed: Any = self.feed
         return getattr(feed, "active", feed.name)
 
-    def on_event(self, event: Quote | Trade | Bar) -> None:
+    def on_event(self, event: Event) -> None:
         assert self._publisher is not None
         now_ns = time.time_ns()
         source = self._source()
@@ -295,9 +300,16 @@ class MarketData(Component):
                 if bar is not None:
                     self._publish_bar(bar, trace_id=envelope.trace_id)
                 self._count_late_trades(index, builder)
-        else:  # a provider's own bar, published as it came
+        elif isinstance(event, Bar):  # a provider's own bar, published as it came
             self._publish_bar(event, trace_id=None)
             return
+        else:
+            reason = self.books.apply(event)
+            if reason is not None:
+                self.drops(reason, f"{type(event).__name__} of {event.symbol}")
+                return
+            self._publisher.publish(topics.book(event.symbol), event, ts_event_ns=event.ts_event_ns)
+            self.metrics.published.labels("book").inc()
         self.events_published += 1
         self._count_notices()
 
@@ -372,4 +384,15 @@ class MarketData(Component):
             "events_published": self.events_published,
             "dropped": dropped,
             "last_prices": self._last,
+            "books": {symbol: _book_status(book) for symbol, book in self.books.books.items()},
         }
+
+
+def _book_status(book: books.OrderBook) -> dict[str, Any]:
+    bid, ask, imbalance = book.best_bid, book.best_ask, book.imbalance()
+    return {
+        "bid": f"{bid.size} @ {bid.price}" if bid else None,
+        "ask": f"{ask.size} @ {ask.price}" if ask else None,
+        "imbalance": str(imbalance) if imbalance is not None else None,
+        "levels": len(book),
+    }

@@ -171,6 +171,8 @@ _Any = (
 )
 _KNOWN_TYPES = frozenset({"success", "error", "subscription", *"tqbudscx"})
 
+# msgspec raises UnicodeDecodeError, not DecodeError, for a string that is not UTF-8.
+_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DIGITS = frozenset("0123456789")
 
@@ -234,7 +236,7 @@ class Decoder:
             return controls, events
         try:
             messages: list[Any] = self._batch.decode(frame)
-        except msgspec.DecodeError:
+        except _UNREADABLE:
             messages = self._one_by_one(frame)
         for message in messages:
             if isinstance(message, Success | Error | Subscription):
@@ -248,21 +250,21 @@ class Decoder:
     def _one_by_one(self, frame: bytes | str) -> list[Any]:
         try:
             raws = self._raw_batch.decode(frame)
-        except msgspec.DecodeError as exc:
+        except _UNREADABLE as exc:
             self.drops(DropReason.MALFORMED, f"frame is not a JSON array: {exc}")
             return []
         messages = []
         for raw in raws:
             try:
                 messages.append(self._one.decode(raw))
-            except msgspec.DecodeError as exc:
+            except _UNREADABLE as exc:
                 self._drop_element(raw, exc)
         return messages
 
-    def _drop_element(self, raw: msgspec.Raw, exc: msgspec.DecodeError) -> None:
+    def _drop_element(self, raw: msgspec.Raw, exc: Exception) -> None:
         try:
             kind = self._any.decode(raw).get("T")
-        except (msgspec.DecodeError, AttributeError):
+        except (*_UNREADABLE, AttributeError):
             kind = None
         if isinstance(kind, str) and kind not in _KNOWN_TYPES:
             self.drops(DropReason.UNKNOWN_TYPE, f"message type {kind[:20]!r}")

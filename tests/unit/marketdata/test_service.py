@@ -168,3 +168,37 @@ def test_init_when_replay_file_unusable_then_config_error_names_field(
         _marketdata(document, endpoints, tmp_path)
     (line,) = caught.value.problems
     assert line.startswith(f"marketdata.feed.replay.path: {str(path)!r}: {problem}")
+
+
+def test_on_event_when_book_events_then_applied_published_or_dropped(
+    endpoints: BrokerEndpoints, tmp_path: Path
+) -> None:
+    from decimal import Decimal
+
+    from components.core.events import BookDelta, BookLevel, BookSnapshot, Side
+    from tests.conftest import RecordingPublisher
+
+    marketdata = _marketdata({"symbols": ["AAPL"]}, endpoints, tmp_path)
+    publisher = RecordingPublisher()
+    marketdata._publisher = publisher  # type: ignore[assignment]
+    d = Decimal
+    snapshot = BookSnapshot(
+        symbol="AAPL",
+        bids=[BookLevel(d("99.9"), d(1))],
+        asks=[BookLevel(d("100.1"), d(2))],
+        ts_event_ns=1,
+    )
+    crossing = BookDelta(symbol="AAPL", side=Side.BUY, price=d("100.2"), size=d(1), ts_event_ns=2)
+    unknown = BookDelta(symbol="AAPL", side=Side.SELL, price=d("101"), size=d(0), ts_event_ns=3)
+    update = BookDelta(symbol="AAPL", side=Side.BUY, price=d("100"), size=d(5), ts_event_ns=4)
+    for event in (snapshot, crossing, unknown, update):
+        marketdata.on_event(event)
+    assert [(topic, payload) for topic, payload, _ in publisher.sent] == [
+        ("md.book.AAPL", snapshot),
+        ("md.book.AAPL", update),
+    ]
+    assert marketdata.status()["books"] == {
+        "AAPL": {"bid": "5 @ 100", "ask": "2 @ 100.1", "imbalance": "0.5", "levels": 3}
+    }
+    dropped = marketdata.status()["dropped"]
+    assert dropped == {"crossed_book": 1, "unknown_level": 1}
