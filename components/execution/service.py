@@ -39,6 +39,7 @@ from components.core.events import (
     FillBooked,
     Order,
     OrderStatus,
+    OrderUpdate,
     Quote,
     RiskState,
 )
@@ -318,7 +319,8 @@ class ExecutionEngine(Component):
         if refusal:
             self._reject(state, refusal)
             return
-        self._publish_update(state.update(now))  # pending_new: execution owns the order
+        # pending_new: execution owns the order. Not logged again: `OrderReceived` says as much.
+        self._publish_update(state.update(now), logged=False)
         started = time.perf_counter()
         try:
             ack = await self.gateway.submit(order)
@@ -420,10 +422,11 @@ class ExecutionEngine(Component):
             fill.price,
         )
 
-    def _publish_update(self, update: Any) -> None:
+    def _publish_update(self, update: OrderUpdate, *, logged: bool = True) -> None:
         assert self._log is not None and self._publisher is not None
         now = time.time_ns()
-        self._log.append(orderlog.OrderUpdated(ts_logged_ns=now, update=update))
+        if logged:
+            self._log.append(orderlog.OrderUpdated(ts_logged_ns=now, update=update))
         trace_id = self.orders.traces.get(update.client_order_id)
         self._publisher.publish(topics.ORDER_UPDATES, update, ts_event_ns=now, trace_id=trace_id)
         self.metrics.orders.labels(update.status.value, self.venue.name).inc()
