@@ -7,6 +7,7 @@ Field descriptions are user documentation (they become the CRD's). Units end nam
 
 from __future__ import annotations
 
+import zoneinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -225,6 +226,10 @@ class StrategyConfig(_Model):
 
 
 class RiskLimits(_Model):
+    """Pre-trade limits. Exposure counts approved-but-unfilled orders as if they filled; an order
+    that does not increase exposure is never refused by a position, notional or concentration
+    limit, so that a position above a lowered limit can always be reduced."""
+
     max_position: PositiveDecimal = Field(
         Decimal(100), description="Largest absolute position per symbol, in shares."
     )
@@ -232,16 +237,133 @@ class RiskLimits(_Model):
         Decimal(100_000),
         description="Largest gross exposure (sum of |position| x price, with pending orders).",
     )
+    max_concentration_pct: Decimal = Field(
+        Decimal(100),
+        gt=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="Largest exposure in one symbol, in percent of equity.",
+    )
+    max_open_orders: int = Field(
+        20, ge=1, le=10_000, description="Approved orders not yet filled or closed, at most."
+    )
+    max_order_quantity: PositiveDecimal = Field(
+        Decimal(1_000), description="Largest quantity of one order, in shares."
+    )
+    max_order_value: PositiveDecimal = Field(
+        Decimal(50_000), description="Largest value of one order (quantity x price)."
+    )
+    price_collar_bps: Decimal = Field(
+        Decimal(500),
+        gt=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="A limit price farther than this from the last trade (or mid) is refused.",
+    )
+    allowed_symbols: list[Symbol] | None = Field(
+        None, description="Symbols orders may be sent for (default: every symbol of the spec)."
+    )
+
+
+class SessionConfig(_Model):
+    """The trading day: daily P&L and a daily-loss trip reset at its start, in exchange time."""
+
+    timezone: str = Field("America/New_York", description="IANA time zone of the exchange.")
+    start: str = Field(
+        "09:30",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local time (HH:MM) at which a new session starts.",
+    )
+
+    @pydantic.field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r}") from None
+        return zone
+
+
+class BreakerConfig(_Model):
+    """The circuit breaker: what trips it and how it recovers."""
+
+    max_daily_loss: PositiveDecimal = Field(
+        Decimal(5_000), description="Trip when the session's P&L falls to minus this amount."
+    )
+    max_drawdown_pct: Decimal = Field(
+        Decimal(3),
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Trip when equity falls this far below its peak within drawdown_window_s.",
+    )
+    drawdown_window_s: float = Field(
+        300, gt=0, le=86_400, description="Window of the rapid-drawdown trigger."
+    )
+    max_move_pct: Decimal = Field(
+        Decimal(5),
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Trip when a symbol's mid moves this far within volatility_window_s.",
+    )
+    volatility_window_s: float = Field(
+        60, gt=0, le=86_400, description="Window of the volatility trigger."
+    )
+    recovery_wait_s: float = Field(
+        60, gt=0, le=86_400, description="Time open before a test (half-open) period."
+    )
+    half_open_test_s: float = Field(
+        60, gt=0, le=86_400, description="Half-open time without a new trip before closing."
+    )
+    half_open_size_pct: Decimal = Field(
+        Decimal(25),
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="While half-open, orders above this share of max_order_quantity are refused.",
+    )
+    allow_reducing_when_open: bool = Field(
+        True, description="While open, let orders pass that only reduce a position."
+    )
+
+
+class StopsConfig(_Model):
+    """Exits per position, in percent of the average entry price; unset means no such stop."""
+
+    stop_loss_pct: Decimal | None = Field(
+        None, gt=0, le=100, allow_inf_nan=False, description="Exit at this loss from entry."
+    )
+    trailing_stop_pct: Decimal | None = Field(
+        None,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Exit at this fall from the best price since entry.",
+    )
+    take_profit_pct: Decimal | None = Field(
+        None, gt=0, le=1000, allow_inf_nan=False, description="Exit at this gain from entry."
+    )
 
 
 class RiskConfig(_Model):
     limits: RiskLimits = Field(default_factory=RiskLimits)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    stops: StopsConfig = Field(default_factory=StopsConfig)
+    session: SessionConfig = Field(default_factory=SessionConfig)
     initial_cash: PositiveDecimal = Field(Decimal(100_000), description="Starting cash.")
     approval_timeout_ms: int = Field(
         2000,
         ge=100,
         le=600_000,
         description="An approved order that execution does not acknowledge in time expires.",
+    )
+    snapshot_every: int = Field(
+        10_000,
+        ge=10,
+        le=10_000_000,
+        description="Records between two state snapshots (older log segments are then deleted).",
     )
 
 
@@ -502,6 +624,16 @@ class TradingSystemSpec(_Model):
         if duplicates:
             raise ValueError(f"symbols must be unique (repeated: {', '.join(duplicates)})")
         return symbols
+
+    @pydantic.model_validator(mode="after")
+    def _allowed_symbols_are_traded(self) -> TradingSystemSpec:
+        allowed = self.risk.limits.allowed_symbols
+        unknown = sorted(set(allowed or ()) - set(self.symbols))
+        if unknown:
+            raise ValueError(
+                f"risk.limits.allowed_symbols: {', '.join(unknown)} not in symbols {self.symbols}"
+            )
+        return self
 
     @pydantic.model_validator(mode="after")
     def _strategy_bars_are_built(self) -> TradingSystemSpec:

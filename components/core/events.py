@@ -166,6 +166,9 @@ class Position(_Event):
 
 
 class RiskState(_Event):
+    """The risk manager's view, published on `risk.state` on every breaker change and
+    periodically. `breaker` is the one source of truth for halting (execution, operator)."""
+
     breaker: BreakerState
     halted_reason: str
     cash: Decimal
@@ -173,6 +176,13 @@ class RiskState(_Event):
     realized_pnl: Decimal
     positions: list[Position]
     ts_event_ns: int
+    breaker_reason: str = ""
+    breaker_since_ns: int = 0
+    daily_pnl: Decimal = Decimal(0)
+    unrealized_pnl: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    open_orders: int = 0
+    last_sequence: int = 0
 
 
 # --- orders and fills -----------------------------------------------------------------------

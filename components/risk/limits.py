@@ -2,9 +2,11 @@
 
 Exposure is the worst case: a symbol's position plus every approved-but-unfilled order on the same
 side (pending orders may all fill, the opposite ones may not). An order that does not increase the
-worst-case exposure is never rejected by a limit, so that a position above a (lowered) limit can
-always be reduced. Prices come from the last quote: ask for a buy, bid for a sell; other symbols'
-exposure is valued at their mid. No price, no approval (on doubt, reject).
+worst-case exposure is never rejected by an exposure limit (position, notional, concentration), so
+that a position above a (lowered) limit can always be reduced. Per-order limits (quantity, value,
+price collar) and the open-order count hold for every order. Prices come from the last quote: ask
+for a buy, bid for a sell; other symbols' exposure is valued at their mid. No price, no approval
+(on doubt, reject).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from components.core.events import Quote, Side, Signal
+from components.core.config import RiskLimits
+from components.core.events import OrderType, Quote, Side, Signal
 
 ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+BPS = Decimal(10_000)
 
 
 class RejectReason(StrEnum):
@@ -25,16 +30,24 @@ class RejectReason(StrEnum):
 
     POSITION_LIMIT_EXCEEDED = "POSITION_LIMIT_EXCEEDED"
     NOTIONAL_LIMIT_EXCEEDED = "NOTIONAL_LIMIT_EXCEEDED"
+    CONCENTRATION_LIMIT_EXCEEDED = "CONCENTRATION_LIMIT_EXCEEDED"
+    OPEN_ORDERS_LIMIT_EXCEEDED = "OPEN_ORDERS_LIMIT_EXCEEDED"
+    ORDER_QUANTITY_EXCEEDED = "ORDER_QUANTITY_EXCEEDED"
+    ORDER_VALUE_EXCEEDED = "ORDER_VALUE_EXCEEDED"
+    PRICE_OUTSIDE_COLLAR = "PRICE_OUTSIDE_COLLAR"
+    SYMBOL_NOT_ALLOWED = "SYMBOL_NOT_ALLOWED"
     NO_PRICE = "NO_PRICE"
     REQUEST_EXPIRED = "REQUEST_EXPIRED"
     UNKNOWN_SYMBOL = "UNKNOWN_SYMBOL"
     HALTED = "HALTED"
+    BREAKER_OPEN = "BREAKER_OPEN"
+    BREAKER_HALF_OPEN_SIZE = "BREAKER_HALF_OPEN_SIZE"
     INVALID_SIGNAL = "INVALID_SIGNAL"
     INVALID_REQUEST = "INVALID_REQUEST"
     STATE_LOG_FAILED = "STATE_LOG_FAILED"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Rejection:
     """`RejectReason` plus the facts that decided it, read as `CODE: key=value, ...`."""
 
@@ -54,7 +67,7 @@ class Rejection:
         return self.message
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Exposure:
     """One symbol: the filled position (signed) and pending quantities per side (>= 0)."""
 
@@ -69,8 +82,29 @@ class Exposure:
 
     def with_order(self, side: Side, quantity: Decimal) -> Exposure:
         if side is Side.BUY:
-            return dataclasses.replace(self, pending_buy=self.pending_buy + quantity)
-        return dataclasses.replace(self, pending_sell=self.pending_sell + quantity)
+            return Exposure(self.position, self.pending_buy + quantity, self.pending_sell)
+        return Exposure(self.position, self.pending_buy, self.pending_sell + quantity)
+
+    def reduced_by(self, side: Side, quantity: Decimal) -> bool:
+        """Whether the order only reduces the position: even if every pending order on its side
+        fills too, the position moves toward zero and does not go through it."""
+        if side is Side.SELL:
+            return self.position > 0 and self.position - self.pending_sell - quantity >= 0
+        return self.position < 0 and self.position + self.pending_buy + quantity <= 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Context:
+    """What the limits see: exposures, the market, equity and the count of open orders."""
+
+    exposures: Mapping[str, Exposure]
+    quotes: Mapping[str, Quote]
+    last_trades: Mapping[str, Decimal] = dataclasses.field(default_factory=dict)
+    equity: Decimal = ZERO
+    open_orders: int = 0
+
+    def exposure(self, symbol: str) -> Exposure:
+        return self.exposures.get(symbol) or Exposure()
 
 
 def order_price(quote: Quote | None, side: Side) -> Decimal | None:
@@ -80,22 +114,121 @@ def order_price(quote: Quote | None, side: Side) -> Decimal | None:
     return quote.ask_price if side is Side.BUY else quote.bid_price
 
 
+def signal_price(signal: Signal, quote: Quote | None) -> Decimal | None:
+    """The price an order is valued at: its limit price, else where a market order would trade."""
+    if signal.order_type is OrderType.LIMIT and signal.limit_price is not None:
+        return signal.limit_price
+    return order_price(quote, signal.side)
+
+
 class Limit(Protocol):
-    def check(
-        self, signal: Signal, exposures: Mapping[str, Exposure], quotes: Mapping[str, Quote]
-    ) -> Rejection | None: ...
+    def check(self, signal: Signal, context: Context) -> Rejection | None: ...
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
+class AllowList:
+    """Only symbols on the list may be traded."""
+
+    symbols: frozenset[str]
+
+    def check(self, signal: Signal, context: Context) -> Rejection | None:
+        if signal.symbol in self.symbols:
+            return None
+        return Rejection.of(RejectReason.SYMBOL_NOT_ALLOWED, symbol=signal.symbol)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MaxOrderQuantity:
+    """No single order above `limit` shares (a fat finger, whatever it does to the position)."""
+
+    limit: Decimal
+
+    def check(self, signal: Signal, context: Context) -> Rejection | None:
+        if signal.quantity <= self.limit:
+            return None
+        return Rejection.of(
+            RejectReason.ORDER_QUANTITY_EXCEEDED,
+            symbol=signal.symbol,
+            quantity=signal.quantity,
+            limit=self.limit,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MaxOrderValue:
+    """No single order worth more than `limit` at its price."""
+
+    limit: Decimal
+
+    def check(self, signal: Signal, context: Context) -> Rejection | None:
+        price = signal_price(signal, context.quotes.get(signal.symbol))
+        if price is None:
+            return Rejection.of(RejectReason.NO_PRICE, symbol=signal.symbol)
+        value = signal.quantity * price
+        if value <= self.limit:
+            return None
+        return Rejection.of(
+            RejectReason.ORDER_VALUE_EXCEEDED,
+            symbol=signal.symbol,
+            value=value,
+            limit=self.limit,
+            price=price,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PriceCollar:
+    """A limit price within `band_bps` of the reference: the last trade, else the quote's mid."""
+
+    band_bps: Decimal
+
+    def check(self, signal: Signal, context: Context) -> Rejection | None:
+        if signal.limit_price is None:
+            return None  # a market order trades at the quote, which is the reference
+        reference = context.last_trades.get(signal.symbol)
+        if reference is None:
+            quote = context.quotes.get(signal.symbol)
+            if quote is None:
+                return Rejection.of(RejectReason.NO_PRICE, symbol=signal.symbol)
+            reference = quote.mid
+        distance_bps = abs(signal.limit_price - reference) * BPS / reference
+        if distance_bps <= self.band_bps:
+            return None
+        return Rejection.of(
+            RejectReason.PRICE_OUTSIDE_COLLAR,
+            symbol=signal.symbol,
+            limit_price=signal.limit_price,
+            reference=reference,
+            distance_bps=round(distance_bps, 1),
+            band_bps=self.band_bps,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MaxOpenOrders:
+    """At most `limit` approved orders not yet filled or closed."""
+
+    limit: int
+
+    def check(self, signal: Signal, context: Context) -> Rejection | None:
+        if context.open_orders < self.limit:
+            return None
+        return Rejection.of(
+            RejectReason.OPEN_ORDERS_LIMIT_EXCEEDED,
+            symbol=signal.symbol,
+            open_orders=context.open_orders,
+            limit=self.limit,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class MaxPosition:
     """No symbol's worst-case absolute position above `limit` shares."""
 
     limit: Decimal
 
-    def check(
-        self, signal: Signal, exposures: Mapping[str, Exposure], quotes: Mapping[str, Quote]
-    ) -> Rejection | None:
-        before = exposures.get(signal.symbol, Exposure())
+    def check(self, signal: Signal, context: Context) -> Rejection | None:
+        before = context.exposure(signal.symbol)
         after = before.with_order(signal.side, signal.quantity)
         if after.worst <= self.limit or after.worst <= before.worst:
             return None
@@ -110,22 +243,21 @@ class MaxPosition:
         )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class MaxNotional:
     """Gross worst-case exposure over all symbols, at current prices, at most `limit`."""
 
     limit: Decimal
 
-    def check(
-        self, signal: Signal, exposures: Mapping[str, Exposure], quotes: Mapping[str, Quote]
-    ) -> Rejection | None:
+    def check(self, signal: Signal, context: Context) -> Rejection | None:
+        quotes = context.quotes
         price = order_price(quotes.get(signal.symbol), signal.side)
         if price is None:
             return Rejection.of(RejectReason.NO_PRICE, symbol=signal.symbol)
-        before = exposures.get(signal.symbol, Exposure())
+        before = context.exposure(signal.symbol)
         after = before.with_order(signal.side, signal.quantity)
         others = ZERO
-        for symbol, exposure in exposures.items():
+        for symbol, exposure in context.exposures.items():
             if symbol == signal.symbol or exposure.worst == 0:
                 continue
             quote = quotes.get(symbol)
@@ -144,3 +276,46 @@ class MaxNotional:
             price=price,
             order=f"{signal.side} {signal.quantity}",
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MaxConcentration:
+    """One symbol's worst-case exposure at most `pct` percent of equity."""
+
+    pct: Decimal
+
+    def check(self, signal: Signal, context: Context) -> Rejection | None:
+        price = order_price(context.quotes.get(signal.symbol), signal.side)
+        if price is None:
+            return Rejection.of(RejectReason.NO_PRICE, symbol=signal.symbol)
+        before = context.exposure(signal.symbol)
+        after = before.with_order(signal.side, signal.quantity)
+        if after.worst <= before.worst:
+            return None
+        value = after.worst * price
+        if context.equity > 0 and value * HUNDRED <= self.pct * context.equity:
+            return None
+        share = "n/a" if context.equity <= 0 else round(value * HUNDRED / context.equity, 2)
+        return Rejection.of(
+            RejectReason.CONCENTRATION_LIMIT_EXCEEDED,
+            symbol=signal.symbol,
+            exposure=value,
+            equity=context.equity,
+            pct=share,
+            limit_pct=self.pct,
+        )
+
+
+def from_config(config: RiskLimits, symbols: frozenset[str]) -> list[Limit]:
+    """Every limit of `config`, cheapest first (the first rejection wins)."""
+    allowed = frozenset(config.allowed_symbols) if config.allowed_symbols is not None else symbols
+    return [
+        AllowList(allowed),
+        MaxOrderQuantity(config.max_order_quantity),
+        MaxOpenOrders(config.max_open_orders),
+        PriceCollar(config.price_collar_bps),
+        MaxOrderValue(config.max_order_value),
+        MaxPosition(config.max_position),
+        MaxNotional(config.max_notional),
+        MaxConcentration(config.max_concentration_pct),
+    ]

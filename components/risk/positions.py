@@ -115,6 +115,11 @@ class PositionBook:
     def fees(self) -> Decimal:
         return sum((h.fees for h in self.holdings.values()), ZERO)
 
+    @property
+    def gross_realized_pnl(self) -> Decimal:
+        """Realized P&L before fees: `gross_realized_pnl - fees == realized_pnl`."""
+        return self.realized_pnl + self.fees
+
     def unrealized_pnl(
         self, symbol: str | None = None, marks: Mapping[str, Decimal] | None = None
     ) -> Decimal:

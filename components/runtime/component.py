@@ -19,6 +19,7 @@ import signal
 from typing import Any, ClassVar
 
 import prometheus_client as prom
+from aiohttp import web
 
 from components.core.config import TradingSystemSpec
 from components.runtime import server
@@ -66,6 +67,10 @@ class Component(abc.ABC):
         """What `/status` shows."""
         return {"component": self.name, "ready": all(self.readiness().values())}
 
+    def routes(self) -> list[web.RouteDef]:
+        """HTTP routes of the component's own, beside /health, /ready, /metrics and /status."""
+        return []
+
     async def close(self) -> None:  # noqa: B027 (an optional hook)
         """Release what `run()` holds; called once after `run()` ends, before the bus closes."""
 
@@ -83,7 +88,9 @@ async def serve(component: Component) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    app = server.build_app(component.registry, component.readiness, component.status)
+    app = server.build_app(
+        component.registry, component.readiness, component.status, component.routes()
+    )
     runner = await server.start(app, settings.listen_host, settings.http_port)
     log.info(
         "Component %s started; health on %s:%d.",

@@ -8,7 +8,7 @@ to the broker and to its own dependencies). Both answer 200 or 503 with the chec
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import prometheus_client as prom
@@ -19,8 +19,13 @@ Status = Callable[[], dict[str, Any]]
 
 
 def build_app(
-    registry: prom.CollectorRegistry, readiness: Checks, status: Status
+    registry: prom.CollectorRegistry,
+    readiness: Checks,
+    status: Status,
+    routes: Sequence[web.RouteDef] = (),
 ) -> web.Application:
+    """The four endpoints every component serves, plus the component's own `routes`."""
+
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -43,6 +48,7 @@ def build_app(
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/status", show_status)
+    app.router.add_routes(routes)
     return app
 
 

@@ -162,6 +162,9 @@ def test_book_when_any_fills_then_equity_change_is_realized_plus_unrealized(
     change = book.equity(marks) - book.initial_cash
     assert change == flows + sum(held[s] * marks[s] for s in held)
     assert change == book.realized_pnl + book.unrealized_pnl(marks=marks)
+    # The form: realized (before fees) + unrealized + fees (a cost, so negative).
+    assert change == book.gross_realized_pnl + book.unrealized_pnl(marks=marks) - book.fees
+    assert book.fees == sum((fee for *_, fee, _ in trades), D(0))
     assert {s: book.quantity(s) for s in held} == held
 
 

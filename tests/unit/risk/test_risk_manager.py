@@ -144,7 +144,9 @@ async def test_check_when_within_limits_then_logs_publishes_order_and_approves(
     assert isinstance(order, Order) and order.client_order_id == reply.client_order_id
     assert (order.symbol, order.side, order.quantity) == ("AAPL", Side.BUY, D(10))
     records = list(statelog.read(tmp_path / "risk" / statelog.STATE_LOG_NAME))
-    assert records[-1] == statelog.OrderApproved(ts_logged_ns=records[-1].ts_logged_ns, order=order)
+    assert records[-1] == statelog.OrderApproved(
+        ts_logged_ns=records[-1].ts_logged_ns, order=order, seq=len(records)
+    )
     assert risk.exposures()["AAPL"].pending_buy == D(10)
     assert risk.registry.get_sample_value("risk_checks_total", {"outcome": "approved"}) == 1
 

@@ -1,0 +1,258 @@
+"""Restart from the state log: snapshots and rotation keep it bounded, a damaged snapshot falls
+back to the one before, a gap in the records is refused, and, for random event sequences, a
+crash at any record boundary, in the middle of a record, or while a snapshot is written, restores
+exactly the state held in memory after the last record that reached the disk."""
+
+from __future__ import annotations
+
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components.core.config import TradingSystemSpec
+from components.core.errors import CorruptLogError
+from components.core.events import Fill, OrderStatus, OrderUpdate, Side, Signal
+from components.risk import breaker, lifecycle, records, statelog
+from components.risk.engine import RiskEngine
+from components.runtime import journal
+from tests.factories import quote
+
+D = Decimal
+S = 1_000_000_000
+T0 = 1_710_165_600 * S  # 2024-03-11 14:00 UTC, a session of New York
+SPEC = TradingSystemSpec.model_validate(
+    {
+        "symbols": ["AAPL"],
+        "risk": {
+            "limits": {"max_position": 1000, "max_order_quantity": 1000, "max_open_orders": 50},
+            "breaker": {"max_move_pct": 50, "max_drawdown_pct": 50},
+        },
+    }
+)
+Files = dict[str, bytes]
+
+
+def files_of(directory: Path) -> Files:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def restore(files: Files) -> statelog.Restored:
+    """Write `files` to a fresh directory and restore from it as a restarted process would."""
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        for file, data in files.items():
+            (directory / file).write_bytes(data)
+        store, restored = statelog.StateStore.open(
+            directory, SPEC.risk.initial_cash, snapshot_every=5
+        )
+        store.close()
+        return restored
+
+
+class CapturingStore(statelog.StateStore):
+    """Before each append: the files on disk, the state in memory and the line to be written."""
+
+    engine: RiskEngine
+
+    def __init__(self, directory: Path, snapshot_every: int) -> None:
+        super().__init__(directory, snapshot_every)
+        self.checkpoints: list[tuple[Files, records.Snapshot, bytes]] = []
+
+    def append(self, record: records.Record) -> None:
+        line = journal.encode(record)
+        self.checkpoints.append((files_of(self.directory), self.engine.state.snapshot(0), line))
+        super().append(record)
+
+
+def start_engine(directory: Path, snapshot_every: int = 5) -> tuple[RiskEngine, CapturingStore]:
+    store = CapturingStore(directory, snapshot_every)
+    store._active, _ = statelog.StateLog.open(directory / statelog.STATE_LOG_NAME)
+    engine = RiskEngine(SPEC, store=store)
+    store.engine = engine
+    engine.start("test", T0)
+    return engine, store
+
+
+def buy(engine: RiskEngine, now: int, quantity: int, side: Side = Side.BUY) -> str | None:
+    signal = Signal(
+        signal_id=f"s{now}",
+        strategy="test",
+        symbol="AAPL",
+        side=side,
+        quantity=D(quantity),
+        ts_event_ns=now,
+        ts_origin_ns=now,
+    )
+    decision = engine.check(signal, now + S, now)
+    return decision.order.client_order_id if isinstance(decision, lifecycle.Approved) else None
+
+
+def fill(engine: RiskEngine, client_order_id: str, quantity: Decimal, price: str, now: int) -> None:
+    order = engine.state.approvals[client_order_id].order
+    engine.on_fill(
+        Fill(
+            fill_id=f"f{now}",
+            client_order_id=client_order_id,
+            symbol="AAPL",
+            side=order.side,
+            quantity=quantity,
+            price=D(price),
+            fee=D("0.01"),
+            venue="test",
+            ts_event_ns=now,
+        ),
+        now,
+    )
+
+
+# --- snapshots and rotation ------------------------------------------------------------------
+
+
+def run_some(engine: RiskEngine, count: int) -> None:
+    engine.on_quote(quote("99.99", "100.01"), T0)
+    for i in range(count):
+        now = T0 + (i + 1) * S
+        client_order_id = buy(engine, now, 1 + i % 3, Side.BUY if i % 2 else Side.SELL)
+        assert client_order_id is not None
+        fill(engine, client_order_id, D(1 + i % 3), "100", now)
+
+
+def test_snapshots_when_many_records_then_two_kept_and_older_segments_dropped(
+    tmp_path: Path,
+) -> None:
+    engine, store = start_engine(tmp_path, snapshot_every=10)
+    run_some(engine, 20)  # 2 records each, 42 in all
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "snapshot-000000000030.snap",
+        "snapshot-000000000040.snap",
+        "state-000000000040.log",
+        "state.log",
+    ]
+    store.close()
+    restored = statelog.load(tmp_path, D(1))
+    assert restored.snapshot_seq == 40 and restored.records_replayed == 2
+    assert restored.state.snapshot(0) == engine.state.snapshot(0)
+
+
+def test_restore_when_newest_snapshot_damaged_then_older_one_and_the_segments_after_it(
+    tmp_path: Path,
+) -> None:
+    engine, store = start_engine(tmp_path, snapshot_every=10)
+    run_some(engine, 20)
+    store.close()
+    newest = tmp_path / "snapshot-000000000040.snap"
+    newest.write_bytes(newest.read_bytes().replace(b'"cash"', b'"kash"'))
+    restored = statelog.load(tmp_path, D(1))
+    assert restored.bad_snapshots == [newest.name]
+    assert restored.snapshot_seq == 30 and restored.records_replayed == 12
+    assert restored.state.snapshot(0) == engine.state.snapshot(0)
+
+
+def test_restore_when_a_segment_is_missing_then_corrupt_log_error_names_the_gap(
+    tmp_path: Path,
+) -> None:
+    engine, store = start_engine(tmp_path, snapshot_every=10)
+    run_some(engine, 20)
+    store.close()
+    (tmp_path / "snapshot-000000000040.snap").unlink()
+    (tmp_path / "state-000000000040.log").unlink()
+    with pytest.raises(CorruptLogError, match="record 41 follows record 30: records lost"):
+        statelog.load(tmp_path, D(1))
+
+
+def test_restore_when_log_predates_sequences_then_records_numbered_in_order(
+    tmp_path: Path,
+) -> None:
+    log, _ = statelog.StateLog.open(tmp_path / statelog.STATE_LOG_NAME)
+    log.append(records.LogOpened(ts_logged_ns=1, system="old", initial_cash=D(50)))
+    log.append(records.SessionStarted(ts_logged_ns=2, session="2024-03-11", start_equity=D(50)))
+    log.close()
+    restored = statelog.load(tmp_path, D(1))
+    assert (restored.state.seq, restored.state.book.cash) == (2, D(50))
+
+
+# --- crashes ---------------------------------------------------------------------------------
+
+events = st.lists(
+    st.one_of(
+        st.tuples(st.just("order"), st.integers(1, 20), st.sampled_from([Side.BUY, Side.SELL])),
+        st.tuples(st.just("fill"), st.integers(0, 5), st.integers(1, 3)),
+        st.tuples(st.just("update"), st.integers(0, 5), st.sampled_from(list(OrderStatus))),
+        st.tuples(st.just("quote"), st.integers(90, 110), st.just(0)),
+        st.tuples(st.just("wait"), st.integers(1, 90_000), st.just(0)),
+        st.tuples(st.just("trip"), st.just(0), st.just(0)),
+        st.tuples(st.just("reset"), st.just(0), st.just(0)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def drive(engine: RiskEngine, script: list[tuple[str, object, object]]) -> None:
+    now = T0
+    engine.on_quote(quote("99.99", "100.01"), now)
+    for kind, a, b in script:
+        now += S
+        open_ids = list(engine.state.approvals)
+        if kind == "order":
+            buy(engine, now, int(a), b)  # type: ignore[arg-type]
+        elif kind == "fill" and open_ids:
+            approval = engine.state.approvals[open_ids[int(a) % len(open_ids)]]
+            quantity = min(approval.remaining, D(int(b)))  # type: ignore[call-overload]
+            fill(engine, approval.order.client_order_id, quantity, "100.05", now)
+        elif kind == "update" and open_ids:
+            engine.on_order_update(
+                OrderUpdate(
+                    client_order_id=open_ids[int(a) % len(open_ids)],
+                    venue_order_id=None,
+                    symbol="AAPL",
+                    status=b,  # type: ignore[arg-type]
+                    filled_quantity=D(0),
+                    avg_fill_price=None,
+                    ts_event_ns=now,
+                ),
+                now,
+            )
+        elif kind == "quote":
+            price = D(int(a))
+            engine.on_quote(quote(str(price - D("0.01")), str(price + D("0.01"))), now)
+        elif kind == "wait":
+            now += int(a) * S  # up to a day: expiries, breaker recovery, new sessions
+            engine.tick(now)
+        elif kind == "trip":
+            engine.trip(breaker.Trigger.MANUAL, "test", now)
+        elif kind == "reset":
+            engine.reset("test", now)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events)
+def test_crash_when_cut_anywhere_then_restart_restores_the_last_logged_state(
+    script: list[tuple[str, object, object]],
+) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        engine, store = start_engine(directory)
+        drive(engine, script)
+        store.close()
+        final = (files_of(directory), engine.state.snapshot(0), b"")
+    for files, expected, next_line in [*store.checkpoints, final]:
+        # At a record boundary (the next record not yet written).
+        assert restore(files).state.snapshot(0) == expected
+        if not next_line:
+            continue
+        active = files.get(statelog.STATE_LOG_NAME, b"")
+        # In the middle of the next record; and written whole but damaged (not yet fsynced).
+        damaged = next_line[:-5] + bytes([next_line[-5] ^ 0x20]) + next_line[-4:]
+        for torn in (next_line[:1], next_line[: len(next_line) // 2], next_line[:-1], damaged):
+            restored = restore({**files, statelog.STATE_LOG_NAME: active + torn})
+            assert restored.torn_lines == 1
+            assert restored.state.snapshot(0) == expected
+        # In the middle of writing a snapshot: the temporary file is left over.
+        leftover = {**files, "snapshot-000000999999.tmp": b"0badc0de {"}
+        assert restore(leftover).state.snapshot(0) == expected
