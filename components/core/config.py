@@ -571,11 +571,22 @@ class TradingSystemSpec(_Model):
     """The whole system: what to trade, from which data, with which limits, on which venue."""
 
     model_config = ConfigDict(
-        json_schema_extra=cel_rule(
-            "self.strategy.bar_interval_s in self.marketdata.bar_intervals_s",
-            "must be one of marketdata.bar_intervals_s",
-            field=".strategy.bar_interval_s",
-        )
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                *cel_rule(
+                    "self.strategy.bar_interval_s in self.marketdata.bar_intervals_s",
+                    "must be one of marketdata.bar_intervals_s",
+                    field=".strategy.bar_interval_s",
+                )["x-kubernetes-validations"],
+                *cel_rule(
+                    "!has(self.risk) || !has(self.risk.limits)"
+                    " || !has(self.risk.limits.allowed_symbols)"
+                    " || self.risk.limits.allowed_symbols.all(s, s in self.symbols)",
+                    "must all be in symbols",
+                    field=".risk.limits.allowed_symbols",
+                )["x-kubernetes-validations"],
+            ]
+        }
     )
 
     symbols: list[Symbol] = Field(
