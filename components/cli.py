@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_parser(commands)
 
     commands.add_parser("crd", help="print the TradingSystem CRD, generated from the spec models")
+
+    state = commands.add_parser("state", help="read the state logs of a data directory offline")
+    state.add_argument("data_dir", type=Path, help="a run's data directory, or a component's")
+    state.add_argument("--json", action="store_true", help="JSON for machines")
     return parser
 
 
@@ -66,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return crd.main()
         if args.command == "validate":
             return _validate(args.file)
+        if args.command == "state":
+            from components import state_report
+
+            return state_report.main(args.data_dir, as_json=args.json)
         if args.command == "component":
             return _component(args.name, args.config)
         if args.command == "backtest":

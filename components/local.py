@@ -9,6 +9,11 @@ held at start plus every fill seen on the bus.
 
 Stopping goes from the producers to the consumers (market data and strategy, then execution, then
 the risk manager, then the broker), so that every fill reaches the risk manager before it stops.
+
+The halt is enforced as the operator enforces it on Kubernetes: when the risk manager's breaker
+opens (`RiskState` on `risk.state`), the execution process is stopped (its "zero replicas": on
+SIGTERM it cancels its working orders) and is not restarted; when the breaker leaves the open
+state (half-open or closed), it is started again.
 """
 
 from __future__ import annotations
@@ -35,7 +40,17 @@ from rich.logging import RichHandler
 
 from components import catalog, dashboard
 from components.core.config import API_VERSION, KIND, TradingSystemSpec, load_spec, parse_spec
-from components.core.events import Fill, Order, OrderStatus, OrderUpdate, Quote, Signal, Trade
+from components.core.events import (
+    BreakerState,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderUpdate,
+    Quote,
+    RiskState,
+    Signal,
+    Trade,
+)
 from components.core.wire import Envelope
 from components.risk import statelog
 from components.runtime.bus import Bus
@@ -48,6 +63,7 @@ BACKOFF_INITIAL_S, BACKOFF_MAX_S = 1.0, 30.0
 STABLE_AFTER_S = 30.0  # a child up this long starts its backoff again from the beginning
 READY_TIMEOUT_S = 30.0
 DRAIN_S = 0.5  # time for in-flight fills to reach the risk manager before it stops
+HALTED_BY_BREAKER = "execution"  # the component a tripped breaker scales to zero
 
 
 def default_document() -> dict[str, Any]:
@@ -139,6 +155,10 @@ class Supervisor:
         self.observed_topics = [""]  # everything: the live view shows prices too
         self.stopping = False
         self.started_at = time.monotonic()
+        self.breaker = BreakerState.CLOSED
+        self.halted = False  # execution stopped because the breaker is open
+        self._may_run = asyncio.Event()  # set while execution may run (made in the loop)
+        self._halt_task: asyncio.Task[None] | None = None
 
     def _child(self, component: str, port: int) -> Child:
         ports = self.endpoints
@@ -181,9 +201,12 @@ class Supervisor:
         child.state = "starting"
 
     async def _keep_running(self, child: Child) -> None:
-        """Start the child and restart it whenever it exits, with backoff, until stopping."""
+        """Start the child and restart it whenever it exits, with backoff, until stopping; the
+        execution engine only while the breaker is not open."""
         streak = 0
         while not self.stopping:
+            if child.name == HALTED_BY_BREAKER:
+                await self._may_run.wait()
             await self._start(child)
             assert child.process is not None
             child.last_exit = await child.process.wait()
@@ -191,6 +214,10 @@ class Supervisor:
             if self.stopping:
                 child.state = "stopped"
                 return
+            if child.name == HALTED_BY_BREAKER and self.halted:
+                child.state = "halted: breaker open"
+                streak = 0
+                continue
             uptime_s = time.monotonic() - child.started_at
             streak = 1 if uptime_s > STABLE_AFTER_S else streak + 1
             delay_s = restart_delay_s(streak)
@@ -219,6 +246,27 @@ class Supervisor:
             process.kill()
             await process.wait()
         child.state = "stopped"
+
+    # --- the halt -------------------------------------------------------------------------
+
+    def on_risk_state(self, state: RiskState) -> None:
+        """Follow the breaker: halt execution when it opens, resume when it leaves open."""
+        previous, self.breaker = self.breaker, state.breaker
+        if state.breaker is previous:
+            return
+        if state.breaker is BreakerState.OPEN and not self.halted:
+            self.halted = True
+            self._may_run.clear()
+            reason = state.breaker_reason or "no reason given"
+            self.activity.note(f"breaker open ({reason}); execution halted")
+            log.warning("Circuit breaker open (%s): stopping execution.", reason)
+            child = self.children[HALTED_BY_BREAKER]
+            self._halt_task = asyncio.create_task(self._stop(child))
+        elif state.breaker is not BreakerState.OPEN and self.halted:
+            self.halted = False
+            self._may_run.set()
+            self.activity.note(f"breaker {state.breaker}; execution resumed")
+            log.warning("Circuit breaker %s: starting execution again.", state.breaker)
 
     async def _poll_readiness(self, session: aiohttp.ClientSession) -> None:
         while True:
@@ -258,6 +306,8 @@ class Supervisor:
             if isinstance(payload, Quote):
                 activity.quotes[payload.symbol] = payload
                 self.observed.mark(payload.symbol, payload.mid)
+            elif isinstance(payload, RiskState):
+                self.on_risk_state(payload)
             elif isinstance(payload, Trade):
                 activity.last_trade[payload.symbol] = payload
             elif isinstance(payload, Signal):
@@ -285,6 +335,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        self._may_run.set()
         bus = Bus(self.endpoints, "local-observer", prom.CollectorRegistry())
         tasks: list[asyncio.Task[None]] = []
         async with aiohttp.ClientSession() as session:
@@ -307,6 +358,8 @@ class Supervisor:
                     await asyncio.sleep(DRAIN_S)
                 await self._stop(self.children[name])
                 keepers[name].cancel()
+            if self._halt_task is not None:
+                await self._halt_task
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, *keepers.values(), return_exceptions=True)

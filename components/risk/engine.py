@@ -332,6 +332,10 @@ class RiskEngine:
         return True
 
     def _breaker_changed(self, change: records.BreakerChanged) -> None:
+        if change.state is not BreakerState.OPEN:
+            # Watch afresh: the move that tripped it is still in the windows, and would trip
+            # the breaker again on the next quote.
+            self.monitors = breaker.Monitors(self.spec.risk.breaker)
         self.metrics.show_breaker(change.state)
         self.metrics.breaker_transitions.labels(change.state.value, change.trigger).inc()
         level = logging.WARNING if change.state is not BreakerState.CLOSED else logging.INFO

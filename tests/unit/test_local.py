@@ -1,9 +1,14 @@
-"""The local supervisor's pure parts: restart backoff and the embedded default."""
+"""The local supervisor's pure parts: restart backoff, the embedded default, and the halt that
+follows the risk manager's breaker."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from pathlib import Path
+
 from components.core.config import parse_spec
-from components.local import default_document, restart_delay_s
+from components.core.events import BreakerState, RiskState
+from components.local import Supervisor, default_document, restart_delay_s
 
 
 def test_restart_delay_when_failures_repeat_then_doubles_up_to_thirty_seconds() -> None:
@@ -17,3 +22,34 @@ def test_default_document_when_parsed_then_a_manifest_of_the_simulated_demo() ->
     assert name == "demo"
     assert spec.marketdata.feed.kind == "synthetic"
     assert spec.execution.venue == "simulated"
+
+
+def risk_state(breaker: BreakerState) -> RiskState:
+    return RiskState(
+        breaker=breaker,
+        halted_reason="",
+        cash=Decimal(1),
+        equity=Decimal(1),
+        realized_pnl=Decimal(0),
+        positions=[],
+        ts_event_ns=1,
+        breaker_reason="AAPL fell 15%",
+    )
+
+
+async def test_on_risk_state_when_breaker_opens_then_execution_halted_until_it_leaves_open(
+    tmp_path: Path,
+) -> None:
+    _, spec = parse_spec(default_document())
+    supervisor = Supervisor("demo", spec, tmp_path / "config.yaml", tmp_path)
+    supervisor._may_run.set()
+    supervisor.on_risk_state(risk_state(BreakerState.CLOSED))
+    assert not supervisor.halted and supervisor._may_run.is_set()
+    supervisor.on_risk_state(risk_state(BreakerState.OPEN))
+    assert supervisor.halted and not supervisor._may_run.is_set()
+    assert supervisor._halt_task is not None
+    await supervisor._halt_task  # nothing running here: returns at once
+    supervisor.on_risk_state(risk_state(BreakerState.OPEN))  # periodic repeat: no second stop
+    supervisor.on_risk_state(risk_state(BreakerState.HALF_OPEN))
+    assert not supervisor.halted and supervisor._may_run.is_set()
+    assert any("execution halted" in line for line in supervisor.activity.recent)

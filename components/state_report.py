@@ -1,0 +1,237 @@
+"""`tradingsystem state DATA_DIR`: what the state logs on a volume say, read offline, never written.
+
+DATA_DIR is a run's data directory (`var/`, holding `risk/` and `execution/`) or a component's own
+(a mounted PVC holding `state.log` or `orders.log`). The risk manager's log gives positions,
+cash, P&L, the session, the breaker and its history, open approvals and the last sequence applied;
+the execution engine's order log gives its open orders and the fills the risk manager has not
+confirmed yet. Quotes are not logged, so positions are valued at cost: equity here is cash plus
+cost, and unrealized P&L is not known offline.
+
+A torn last line is reported, not cut off (that is the owner's job when it restarts); any other
+damage is an error that names the file (exit 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from components.execution import orderlog
+from components.risk import statelog
+
+ZERO = Decimal(0)
+
+
+@dataclasses.dataclass
+class Found:
+    risk_dir: Path | None
+    order_log: Path | None
+
+
+def locate(data_dir: Path) -> Found:
+    """Where the risk manager's and the execution engine's logs are under `data_dir`."""
+    risk_dir = None
+    for candidate in (data_dir / "risk", data_dir):
+        if (candidate / statelog.STATE_LOG_NAME).exists() or any(candidate.glob("snapshot-*.snap")):
+            risk_dir = candidate
+            break
+    order_log = None
+    for candidate in (data_dir / "execution", data_dir):
+        if (candidate / orderlog.ORDER_LOG_NAME).exists():
+            order_log = candidate / orderlog.ORDER_LOG_NAME
+            break
+    return Found(risk_dir, order_log)
+
+
+def report(data_dir: Path) -> dict[str, Any]:
+    """Everything the logs under `data_dir` say, as JSON-ready values (money as strings)."""
+    found = locate(data_dir)
+    result: dict[str, Any] = {"data_dir": str(data_dir), "risk": None, "execution": None}
+    if found.risk_dir is not None:
+        result["risk"] = _risk(found.risk_dir)
+    if found.order_log is not None:
+        result["execution"] = _execution(found.order_log)
+    return result
+
+
+def _risk(directory: Path) -> dict[str, Any]:
+    restored = statelog.load(directory, ZERO)
+    state = restored.state
+    book, breaker = state.book, state.breaker
+    start = state.session_start_equity
+    equity_at_cost = book.equity(marks={})
+    return {
+        "directory": str(directory),
+        "last_sequence": state.seq,
+        "snapshot_sequence": restored.snapshot_seq,
+        "records_after_snapshot": restored.records_replayed,
+        "torn_lines": restored.torn_lines,
+        "bad_snapshots": restored.bad_snapshots,
+        "initial_cash": str(book.initial_cash),
+        "cash": str(book.cash),
+        "equity_at_cost": str(equity_at_cost),
+        "realized_pnl": str(book.realized_pnl),
+        "fees": str(book.fees),
+        "fills": book.fill_count,
+        "session": state.session,
+        "session_start_equity": None if start is None else str(start),
+        "positions": [
+            {
+                "symbol": symbol,
+                "quantity": str(h.quantity),
+                "avg_price": str(h.avg_price),
+                "cost": str(h.cost),
+                "realized_pnl": str(h.realized_pnl),
+                "fees": str(h.fees),
+            }
+            for symbol, h in sorted(book.holdings.items())
+        ],
+        "breaker": {
+            "state": str(breaker.state),
+            "trigger": breaker.trigger,
+            "reason": breaker.reason,
+            "since_ns": breaker.since_ns,
+            "history": [
+                {
+                    "seq": h.seq,
+                    "ts_ns": h.ts_logged_ns,
+                    "state": str(h.state),
+                    "trigger": h.trigger,
+                    "reason": h.reason,
+                }
+                for h in breaker.history
+            ],
+        },
+        "open_orders": [
+            {
+                "client_order_id": a.order.client_order_id,
+                "symbol": a.order.symbol,
+                "side": str(a.order.side),
+                "quantity": str(a.order.quantity),
+                "filled": str(a.filled_quantity),
+                "acknowledged": a.acknowledged,
+                "approved_ns": a.ts_approved_ns,
+            }
+            for a in state.approvals.values()
+        ],
+    }
+
+
+def _execution(path: Path) -> dict[str, Any]:
+    # Read, not `OrderLog.restore`: that opens the log for appending and cuts a torn tail.
+    replay = orderlog.read(path)
+    orders = orderlog.Orders(torn_lines=replay.torn_lines)
+    for record in replay:
+        orders.apply(record)
+    return {
+        "order_log": str(path),
+        "records": len(replay.records),
+        "torn_lines": replay.torn_lines,
+        "orders_handled": len(orders.known),
+        "open_orders": [
+            {
+                "client_order_id": o.client_order_id,
+                "symbol": o.symbol,
+                "side": str(o.side),
+                "quantity": str(o.quantity),
+                "order_type": str(o.order_type),
+                "limit_price": None if o.limit_price is None else str(o.limit_price),
+            }
+            for o in orders.open.values()
+        ],
+        "unconfirmed_fills": [
+            {
+                "fill_id": f.fill_id,
+                "client_order_id": f.client_order_id,
+                "symbol": f.symbol,
+                "side": str(f.side),
+                "quantity": str(f.quantity),
+                "price": str(f.price),
+            }
+            for f in orders.unconfirmed.values()
+        ],
+    }
+
+
+def _time(ns: int) -> str:
+    if not ns:
+        return "-"
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render(result: dict[str, Any]) -> str:
+    """The report as text for a person."""
+    lines = [f"State in {result['data_dir']}"]
+    risk = result["risk"]
+    if risk is None:
+        lines.append("risk: no state log found")
+    else:
+        b = risk["breaker"]
+        lines += [
+            f"risk ({risk['directory']}): last sequence {risk['last_sequence']} "
+            f"(snapshot {risk['snapshot_sequence']} + {risk['records_after_snapshot']} records)",
+            f"  cash {risk['cash']}  equity at cost {risk['equity_at_cost']}  "
+            f"realized P&L {risk['realized_pnl']}  fees {risk['fees']}  fills {risk['fills']}",
+            f"  session {risk['session'] or '-'} (started with equity "
+            f"{risk['session_start_equity'] or '-'})",
+            f"  breaker {b['state']}"
+            + (f" since {_time(b['since_ns'])}: {b['reason']}" if b["reason"] else ""),
+        ]
+        if risk["torn_lines"]:
+            lines.append(f"  WARNING: {risk['torn_lines']} torn last line (cut off at restart)")
+        for name in risk["bad_snapshots"]:
+            lines.append(f"  WARNING: unreadable snapshot {name} (an older one was used)")
+        lines.append("  positions:" if risk["positions"] else "  positions: none")
+        for p in risk["positions"]:
+            lines.append(
+                f"    {p['symbol']:<8} {p['quantity']:>12} @ {p['avg_price']:<14} "
+                f"realized {p['realized_pnl']}  fees {p['fees']}"
+            )
+        lines.append("  open orders:" if risk["open_orders"] else "  open orders: none")
+        for o in risk["open_orders"]:
+            ack = "acknowledged" if o["acknowledged"] else "not acknowledged"
+            lines.append(
+                f"    {o['client_order_id']} {o['side']} {o['quantity']} {o['symbol']} "
+                f"(filled {o['filled']}, {ack})"
+            )
+        lines.append("  breaker history:" if b["history"] else "  breaker history: none")
+        for h in b["history"]:
+            lines.append(f"    {_time(h['ts_ns'])} {h['state']:<9} {h['trigger']}: {h['reason']}")
+    execution = result["execution"]
+    if execution is None:
+        lines.append("execution: no order log found")
+    else:
+        lines.append(
+            f"execution ({execution['order_log']}): {execution['records']} records, "
+            f"{execution['orders_handled']} orders handled"
+        )
+        if execution["torn_lines"]:
+            lines.append(f"  WARNING: {execution['torn_lines']} torn last line")
+        lines.append("  open orders:" if execution["open_orders"] else "  open orders: none")
+        for o in execution["open_orders"]:
+            price = f" limit {o['limit_price']}" if o["limit_price"] else ""
+            lines.append(
+                f"    {o['client_order_id']} {o['side']} {o['quantity']} {o['symbol']} "
+                f"{o['order_type']}{price}"
+            )
+        if execution["unconfirmed_fills"]:
+            lines.append("  fills not yet confirmed by the risk manager:")
+            for f in execution["unconfirmed_fills"]:
+                lines.append(
+                    f"    {f['fill_id']} {f['side']} {f['quantity']} {f['symbol']} @ {f['price']}"
+                )
+    return "\n".join(lines)
+
+
+def main(data_dir: Path, *, as_json: bool) -> int:
+    if not data_dir.is_dir():
+        print(f"error: {data_dir} is not a directory", file=sys.stderr)
+        return 2
+    result = report(data_dir)
+    print(json.dumps(result, indent=2) if as_json else render(result))
+    return 0 if result["risk"] is not None or result["execution"] is not None else 1
