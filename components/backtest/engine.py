@@ -336,8 +336,9 @@ class Backtest:
             }
             for held in exposures:
                 self._quote_for(held)  # the notional limit values other positions at their mid
+            context = limits.Context(exposures, self.quotes)
             for limit in self.limits:
-                rejection = limit.check(signal, exposures, self.quotes)
+                rejection = limit.check(signal, context)
                 if rejection is not None:
                     self._reject(symbol, side, quantity, rejection.message)
                     return False
