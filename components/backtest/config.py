@@ -61,7 +61,11 @@ class BacktestConfig(BaseModel):
         description="On a signal against the position: flip (close, then open sized from the "
         "equity after the close) or close only.",
     )
-    close_at_end: bool = Field(True, description="Close open positions at the last price.")
+    close_at_end: bool = Field(
+        True,
+        description="Close open positions at the last price (intents still waiting for a next "
+        "open are dropped).",
+    )
     max_position: Positive | None = Field(
         None, description="The risk manager's max_position limit (shares); none if unset."
     )

@@ -11,7 +11,7 @@ touch without a cross signals nothing.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pydantic
@@ -38,10 +38,9 @@ class SmaCrossParams(BaseModel):
 
 @dataclass(slots=True)
 class _Averages:
-    """The closes in each window and their running sums, for one symbol."""
+    """The last `slow` closes of one symbol (the fast window is their tail) and both sums."""
 
-    fast: deque[Decimal] = field(default_factory=deque)
-    slow: deque[Decimal] = field(default_factory=deque)
+    closes: deque[Decimal]
     fast_sum: Decimal = Decimal(0)
     slow_sum: Decimal = Decimal(0)
     side: int = 0  # +1 fast above slow, -1 below, 0 not known yet
@@ -61,17 +60,18 @@ class SmaCross(Strategy):
     def on_bar(self, bar: Bar) -> Intent | None:
         averages = self._symbols.get(bar.symbol)
         if averages is None:
-            averages = self._symbols[bar.symbol] = _Averages()
+            averages = self._symbols[bar.symbol] = _Averages(deque(maxlen=self.slow))
         close = bar.close
-        averages.fast.append(close)
+        closes = averages.closes
+        held = len(closes)
+        if held >= self.fast:
+            averages.fast_sum -= closes[-self.fast]  # leaves the fast window now
+        if held == self.slow:
+            averages.slow_sum -= closes[0]  # leaves both: the append below drops it
+        closes.append(close)
         averages.fast_sum += close
-        if len(averages.fast) > self.fast:
-            averages.fast_sum -= averages.fast.popleft()
-        averages.slow.append(close)
         averages.slow_sum += close
-        if len(averages.slow) > self.slow:
-            averages.slow_sum -= averages.slow.popleft()
-        if len(averages.slow) < self.slow:
+        if held + 1 < self.slow:
             return None
         difference = averages.fast_sum * self.slow - averages.slow_sum * self.fast
         side = (difference > 0) - (difference < 0)
