@@ -428,6 +428,17 @@ class RetryConfig(_Model):
     max_attempts: int = Field(8, ge=1, le=100, description="Attempts per request before giving up.")
 
 
+class SlippageConfig(_Model):
+    """The pre-trade estimate: half the spread plus square-root impact on bar volatility/volume."""
+
+    impact_coefficient: float = Field(
+        0.7, ge=0, le=10, description="Scale of the square-root impact term."
+    )
+    window_bars: int = Field(
+        60, ge=2, le=10_000, description="Bars the volatility and volume averages weigh."
+    )
+
+
 class ExecutionConfig(_Model):
     venue: Literal["simulated", "alpaca-paper", "alpaca-live"] = Field(
         "simulated", description="Where orders are sent."
@@ -435,6 +446,7 @@ class ExecutionConfig(_Model):
     simulated: SimulatedVenueConfig = Field(default_factory=SimulatedVenueConfig)
     alpaca: AlpacaVenueConfig = Field(default_factory=AlpacaVenueConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    slippage: SlippageConfig = Field(default_factory=SlippageConfig)
     rate_limit_per_minute: int = Field(
         200, ge=1, le=100_000, description="Requests per minute to the venue (token bucket)."
     )

@@ -88,6 +88,8 @@ class OrderState:
     fees: Decimal = ZERO
     fill_ids: list[str] = dataclasses.field(default_factory=list)
     reason: str = ""
+    arrival_mid: Decimal | None = None  # the mid when the order arrived: slippage's reference
+    expected_slippage_bps: float | None = None
 
     @property
     def client_order_id(self) -> str:

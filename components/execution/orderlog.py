@@ -15,6 +15,7 @@ to a torn or damaged line), like the risk manager's state log. Replaying them gi
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from pathlib import Path
 
 from components.core.events import Fill, Order, OrderUpdate
@@ -31,6 +32,8 @@ class OrderReceived(journal.Record, tag="order_received"):
     order: Order
     trace_id: str
     venue: str = ""
+    arrival_mid: Decimal | None = None
+    expected_slippage_bps: float | None = None
 
 
 class OrderUpdated(journal.Record, tag="order_updated"):
@@ -73,7 +76,12 @@ class Orders:
     def apply(self, record: Record) -> None:
         if isinstance(record, OrderReceived):
             order = record.order
-            self.states[order.client_order_id] = lifecycle.OrderState(order, record.venue)
+            self.states[order.client_order_id] = lifecycle.OrderState(
+                order,
+                record.venue,
+                arrival_mid=record.arrival_mid,
+                expected_slippage_bps=record.expected_slippage_bps,
+            )
             self.traces[order.client_order_id] = record.trace_id
         elif isinstance(record, OrderUpdated):
             state = self.states.get(record.update.client_order_id)

@@ -34,6 +34,7 @@ import prometheus_client as prom
 
 from components.core import topics, wire
 from components.core.events import (
+    Bar,
     BreakerState,
     Fill,
     FillBooked,
@@ -43,7 +44,7 @@ from components.core.events import (
     Quote,
     RiskState,
 )
-from components.execution import lifecycle, orderlog, venues
+from components.execution import lifecycle, orderlog, slippage, venues
 from components.execution.gateway import Gateway, GatewayMetrics, SubmitFailed
 from components.execution.ratelimit import TokenBucket
 from components.execution.retry import Backoff
@@ -112,6 +113,21 @@ class ExecutionMetrics:
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
             registry=registry,
         )
+        slippage_buckets = (-50, -20, -10, -5, -2, 0, 2, 5, 10, 20, 50, 100)
+        self.expected_slippage = prom.Histogram(
+            "execution_expected_slippage_bps",
+            "Pre-trade slippage estimate per order (half spread + square-root impact), in bps.",
+            ["symbol"],
+            buckets=slippage_buckets,
+            registry=registry,
+        )
+        self.realized_slippage = prom.Histogram(
+            "execution_realized_slippage_bps",
+            "Fill price against the arrival mid per fill, in bps (paying up is positive).",
+            ["symbol"],
+            buckets=slippage_buckets,
+            registry=registry,
+        )
         self.tick_to_order = prom.Histogram(
             "execution_tick_to_order_seconds",
             "From the market data that caused an order to its arrival at execution.",
@@ -136,6 +152,10 @@ class ExecutionEngine(Component):
             Backoff.from_config(config.retry),
             GatewayMetrics(self.registry),
         )
+        self.slippage = slippage.SlippageModel(
+            config.slippage.impact_coefficient, config.slippage.window_bars
+        )
+        self._symbols = frozenset(self.spec.symbols)
         self.orders = orderlog.Orders()
         self.breaker = BreakerState.CLOSED
         self.breaker_reason = ""
@@ -164,7 +184,13 @@ class ExecutionEngine(Component):
         self._publisher = self.bus.publisher()
         # Subscribed before reconciling, so that orders approved meanwhile wait in the queue.
         subscriber = self.bus.subscriber(
-            [topics.APPROVED_ORDERS, topics.QUOTES, topics.FILLS_BOOKED, topics.RISK_STATE]
+            [
+                topics.APPROVED_ORDERS,
+                topics.QUOTES,
+                topics.BARS,
+                topics.FILLS_BOOKED,
+                topics.RISK_STATE,
+            ]
         )
         await self.venue.start()
         await self.reconcile()
@@ -274,7 +300,10 @@ class ExecutionEngine(Component):
         async for envelope in subscriber:
             payload = envelope.payload
             if isinstance(payload, Quote):
+                self.slippage.on_quote(payload)
                 self.venue.on_quote(payload)
+            elif isinstance(payload, Bar):
+                self.slippage.on_bar(payload)
             elif isinstance(payload, Order):
                 self._spawn(self.on_order(payload, envelope))
             elif isinstance(payload, FillBooked):
@@ -307,13 +336,23 @@ class ExecutionEngine(Component):
             self.metrics.duplicates.inc()
             log.warning("Order %s was received before; dropped, not sent again.", client_order_id)
             return
+        estimate = self.slippage.estimate(order.symbol, order.quantity)
         # The id is spent (on disk) before anything can reach the venue.
         record = orderlog.OrderReceived(
-            ts_logged_ns=now, order=order, trace_id=envelope.trace_id, venue=self.venue.name
+            ts_logged_ns=now,
+            order=order,
+            trace_id=envelope.trace_id,
+            venue=self.venue.name,
+            arrival_mid=estimate.arrival_mid if estimate else None,
+            expected_slippage_bps=estimate.total_bps if estimate else None,
         )
         self._log.append(record)
         self.orders.apply(record)
         state = self.orders.states[client_order_id]
+        if estimate is not None:
+            self.metrics.expected_slippage.labels(self._label(order.symbol)).observe(
+                estimate.total_bps
+            )
 
         refusal = self._refusal(order, now)
         if refusal:
@@ -338,12 +377,13 @@ class ExecutionEngine(Component):
             return
         self.metrics.submit_latency.observe(time.perf_counter() - started)
         log.info(
-            "Sent order %s (%s %s %s) to %s.",
+            "Sent order %s (%s %s %s) to %s; expected slippage %s bps.",
             client_order_id,
             order.side,
             order.quantity,
             order.symbol,
             self.venue.name,
+            "unknown" if estimate is None else f"{estimate.total_bps:.2f}",
         )
         self.on_report(ack)
 
@@ -414,13 +454,24 @@ class ExecutionEngine(Component):
         self.orders.unconfirmed[fill.fill_id] = fill
         self._send_fill(fill, self.orders.traces.get(fill.client_order_id))
         self.metrics.fills.inc()
+        state = self.orders.states.get(fill.client_order_id)
+        realized = ""
+        if state is not None and state.arrival_mid:
+            bps = slippage.realized_bps(fill.side, fill.price, state.arrival_mid)
+            self.metrics.realized_slippage.labels(self._label(fill.symbol)).observe(bps)
+            realized = f"; slippage {bps:.2f} bps"
         log.info(
-            "Order %s filled %s %s at %s.",
+            "Order %s filled %s %s at %s%s.",
             fill.client_order_id,
             fill.quantity,
             fill.symbol,
             fill.price,
+            realized,
         )
+
+    def _label(self, symbol: str) -> str:
+        # Only configured symbols become label values: a label per unknown symbol is unbounded.
+        return symbol if symbol in self._symbols else "other"
 
     def _publish_update(self, update: OrderUpdate, *, logged: bool = True) -> None:
         assert self._log is not None and self._publisher is not None

@@ -16,6 +16,7 @@ import pytest
 from components.core import topics, wire
 from components.core.config import TradingSystemSpec
 from components.core.events import (
+    BreakerState,
     Fill,
     FillBooked,
     Order,
@@ -23,6 +24,7 @@ from components.core.events import (
     OrderType,
     OrderUpdate,
     Payload,
+    RiskState,
     Side,
 )
 from components.execution import orderlog, service
@@ -231,3 +233,76 @@ async def one_resend_pass(engine: ExecutionEngine, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(service.asyncio, "sleep", sleep)
     with pytest.raises(_Stop):
         await engine._resend_unconfirmed_fills()
+
+
+async def test_on_order_when_quote_known_then_estimate_logged_and_realized_slippage_exported(
+    spec: TradingSystemSpec, start: Start, tmp_path: Path
+) -> None:
+    engine = start(spec)
+    engine.slippage.on_quote(quote("99.98", "100.02"))
+    await deliver(engine, order())
+    received = orderlog.read(tmp_path / "execution" / orderlog.ORDER_LOG_NAME).records[0]
+    assert isinstance(received, orderlog.OrderReceived)
+    assert received.arrival_mid == D(100) and received.expected_slippage_bps == pytest.approx(2.0)
+    labels = {"symbol": "AAPL"}
+    registry = engine.registry
+    # Bought at 100.02 against a mid of 100.00: 2 bps (a histogram with negative buckets
+    # exports no sum, so the buckets say where it fell).
+    realized = "execution_realized_slippage_bps_bucket"
+    assert registry.get_sample_value(realized, {**labels, "le": "0.0"}) == 0
+    assert registry.get_sample_value(realized, {**labels, "le": "2.0"}) == 1
+    assert registry.get_sample_value("execution_expected_slippage_bps_count", labels) == 1
+
+
+async def test_on_order_when_breaker_open_then_refused_with_the_reason(
+    spec: TradingSystemSpec, start: Start
+) -> None:
+    engine = start(spec)
+    state = RiskState(
+        breaker=BreakerState.OPEN,
+        halted_reason="drawdown",
+        cash=D(0),
+        equity=D(0),
+        realized_pnl=D(0),
+        positions=[],
+        ts_event_ns=1,
+    )
+    engine.on_risk_state(state)
+    await deliver(engine, order())
+    [(_, update, _)] = sent(engine)
+    assert isinstance(update, OrderUpdate)
+    assert (update.status, update.reason) == (OrderStatus.REJECTED, "BREAKER_OPEN: reason=drawdown")
+    engine.on_risk_state(msgspec.structs.replace(state, breaker=BreakerState.CLOSED))
+    await deliver(engine, order("c2"))
+    assert sent(engine)[-1][1].status is OrderStatus.FILLED  # type: ignore[union-attr]
+
+
+async def test_on_order_when_client_id_too_long_then_rejected_before_the_venue(
+    spec: TradingSystemSpec, start: Start
+) -> None:
+    engine = start(spec)
+    await deliver(engine, order("x" * 49))
+    [(_, update, _)] = sent(engine)
+    assert update.reason == "INVALID_CLIENT_ORDER_ID: length=49, max=48"  # type: ignore[union-attr]
+    assert engine.venue.matching.orders == {}  # type: ignore[attr-defined]
+
+
+async def test_reconcile_when_open_orders_unknown_to_a_restarted_venue_then_closed_as_absent(
+    spec: TradingSystemSpec, start: Start
+) -> None:
+    engine = start(spec)
+    await deliver(engine, order(limit_price="90"))  # rests
+    engine._log.close()  # type: ignore[union-attr]  # killed: nothing canceled
+    engine._log = None
+    restarted = start(spec)  # a new simulated exchange: it never saw c1
+    await restarted.reconcile()
+    [(_, update, _)] = sent(restarted)
+    assert isinstance(update, OrderUpdate)
+    assert (update.status, update.reason) == (OrderStatus.CANCELED, "NOT_AT_VENUE: venue=simulated")
+    assert restarted.orders.open == {} and restarted.reconciled
+    assert (
+        restarted.registry.get_sample_value(
+            "execution_reconciliations_total", {"outcome": "absent"}
+        )
+        == 1
+    )
