@@ -133,6 +133,31 @@ def _execution(path: Path) -> dict[str, Any]:
         "records": len(replay.records),
         "torn_lines": replay.torn_lines,
         "orders_handled": len(orders.known),
+        "orders": [
+            {
+                "client_order_id": o.client_order_id,
+                "venue_order_id": o.venue_order_id,
+                "symbol": o.order.symbol,
+                "side": str(o.order.side),
+                "quantity": str(o.order.quantity),
+                "order_type": str(o.order.order_type),
+                "status": str(o.status),
+                "reason": o.reason,
+                "filled": str(o.filled),
+                "avg_price": None if o.avg_price is None else str(o.avg_price),
+                "expected_slippage_bps": o.expected_slippage_bps,
+                "fills": [
+                    {
+                        "fill_id": f.fill_id,
+                        "quantity": str(f.quantity),
+                        "price": str(f.price),
+                        "fee": str(f.fee),
+                    }
+                    for f in o.fills
+                ],
+            }
+            for o in orders.states.values()
+        ],
         "open_orders": [
             {
                 "client_order_id": o.client_order_id,
@@ -219,6 +244,18 @@ def render(result: dict[str, Any]) -> str:
                 f"    {o['client_order_id']} {o['side']} {o['quantity']} {o['symbol']} "
                 f"{o['order_type']}{price}"
             )
+        lines.append("  orders:" if execution["orders"] else "  orders: none")
+        for o in execution["orders"]:
+            average = f" @ {o['avg_price']}" if o["avg_price"] else ""
+            reason = f" ({o['reason']})" if o["reason"] else ""
+            lines.append(
+                f"    {o['client_order_id']} {o['side']} {o['quantity']} {o['symbol']} "
+                f"{o['order_type']}: {o['status']}{reason}, filled {o['filled']}{average}"
+            )
+            for f in o["fills"]:
+                lines.append(
+                    f"      fill {f['fill_id']} {f['quantity']} @ {f['price']} fee {f['fee']}"
+                )
         if execution["unconfirmed_fills"]:
             lines.append("  fills not yet confirmed by the risk manager:")
             for f in execution["unconfirmed_fills"]:

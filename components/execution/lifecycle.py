@@ -86,7 +86,7 @@ class OrderState:
     filled: Decimal = ZERO
     notional: Decimal = ZERO  # sum of quantity x price over the fills
     fees: Decimal = ZERO
-    fill_ids: list[str] = dataclasses.field(default_factory=list)
+    fills: list[Fill] = dataclasses.field(default_factory=list)
     reason: str = ""
     arrival_mid: Decimal | None = None  # the mid when the order arrived: slippage's reference
     expected_slippage_bps: float | None = None
@@ -153,10 +153,8 @@ class OrderState:
         self.filled = report.filled_quantity
         self.notional += quantity * price
         self.fees += fee
-        fill_id = f"{self.client_order_id}:{report.filled_quantity}"
-        self.fill_ids.append(fill_id)
-        return Fill(
-            fill_id=fill_id,
+        fill = Fill(
+            fill_id=f"{self.client_order_id}:{report.filled_quantity}",
             client_order_id=self.client_order_id,
             symbol=self.order.symbol,
             side=self.order.side,
@@ -166,6 +164,12 @@ class OrderState:
             venue=self.venue,
             ts_event_ns=report.ts_event_ns,
         )
+        self.fills.append(fill)
+        return fill
+
+    @property
+    def fill_ids(self) -> list[str]:
+        return [fill.fill_id for fill in self.fills]
 
     def force(self, status: OrderStatus, reason: str, ts_event_ns: int) -> OrderUpdate:
         """Set a status the engine decided itself (refused before sending, gone from the venue)."""
@@ -195,7 +199,7 @@ class OrderState:
         """Replay a logged fill."""
         if fill.fill_id in self.fill_ids:
             return
-        self.fill_ids.append(fill.fill_id)
+        self.fills.append(fill)
         self.filled += fill.quantity
         self.notional += fill.quantity * fill.price
         self.fees += fill.fee

@@ -8,11 +8,12 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from components import cli
 from components.core.config import TradingSystemSpec
-from components.core.events import Fill, Order, Side, Signal
+from components.core.events import Fill, Order, OrderStatus, OrderUpdate, Side, Signal
 from components.execution import orderlog
 from components.risk import breaker, lifecycle, statelog
 from components.risk.engine import RiskEngine
@@ -146,3 +147,60 @@ def test_state_when_no_logs_then_says_so_and_fails(
 ) -> None:
     assert cli.main(["state", str(tmp_path)]) == 1
     assert "risk: no state log found" in capsys.readouterr().out
+
+
+def test_state_when_execution_ran_then_every_order_with_client_id_state_and_fills(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The order section lists every order the engine handled, terminal ones too."""
+
+    def order(client_order_id: str, quantity: int) -> Order:
+        return Order(
+            client_order_id=client_order_id,
+            signal_id=client_order_id,
+            symbol="AAPL",
+            side=Side.BUY,
+            quantity=D(quantity),
+            ts_event_ns=T0,
+            ts_origin_ns=T0,
+        )
+
+    done, refused = order("sys-1", 10), order("sys-2", 5)
+    log, _ = orderlog.OrderLog.open(tmp_path / "execution" / orderlog.ORDER_LOG_NAME)
+    log.append(orderlog.OrderReceived(ts_logged_ns=T0, order=done, trace_id="t1"))
+    for fill_id, quantity in (("sys-1:4", 4), ("sys-1:10", 6)):
+        fill = msgspec.structs.replace(fill_of(done, fill_id), quantity=D(quantity))
+        log.append(orderlog.OrderFilled(ts_logged_ns=T0, fill=fill))
+    update = OrderUpdate(
+        client_order_id="sys-1",
+        venue_order_id="v-1",
+        symbol="AAPL",
+        status=OrderStatus.FILLED,
+        filled_quantity=D(10),
+        avg_fill_price=D("100.01"),
+        ts_event_ns=T0,
+    )
+    log.append(orderlog.OrderUpdated(ts_logged_ns=T0, update=update))
+    log.append(orderlog.OrderReceived(ts_logged_ns=T0, order=refused, trace_id="t2"))
+    rejected = msgspec.structs.replace(
+        update, client_order_id="sys-2", status=OrderStatus.REJECTED, reason="VENUE_REJECTED: x"
+    )
+    log.append(orderlog.OrderUpdated(ts_logged_ns=T0, update=rejected))
+    log.close()
+
+    assert cli.main(["state", str(tmp_path), "--json"]) == 0
+    orders = json.loads(capsys.readouterr().out)["execution"]["orders"]
+    assert [(o["client_order_id"], o["status"], o["filled"]) for o in orders] == [
+        ("sys-1", "filled", "10"),
+        ("sys-2", "rejected", "0"),
+    ]
+    assert [(f["fill_id"], f["quantity"]) for f in orders[0]["fills"]] == [
+        ("sys-1:4", "4"),
+        ("sys-1:10", "6"),
+    ]
+    assert orders[0]["avg_price"] == "100.01" and orders[0]["venue_order_id"] == "v-1"
+    assert cli.main(["state", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "sys-1 buy 10 AAPL market: filled, filled 10 @ 100.01" in text
+    assert "fill sys-1:10 6 @ 100.01 fee 0.05" in text
+    assert "sys-2 buy 5 AAPL market: rejected (VENUE_REJECTED: x), filled 0" in text
