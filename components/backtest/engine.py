@@ -172,6 +172,8 @@ class Backtest:
         timer_ns = (
             None if strategy.timer_interval_s is None else int(strategy.timer_interval_s * 1e9)
         )
+        if timer_ns is not None and timer_ns <= 0:
+            raise ConfigError("backtest", [f"timer_interval_s: must be > 0 (was {timer_ns} ns)"])
         fill_at_open = self.config.fill == "next_open"
         book = self.book
         last = self._last

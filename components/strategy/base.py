@@ -111,6 +111,12 @@ def load_strategy(class_path: str, params: dict[str, Any], source: str = "strate
         validated = cls.Params.model_validate(params)
     except pydantic.ValidationError as exc:
         raise ConfigError(source, [_describe(error) for error in exc.errors()]) from exc
+    interval = cls.timer_interval_s
+    if interval is not None and not (isinstance(interval, int | float) and 0 < interval < 1e6):
+        raise ConfigError(
+            source,
+            [f"strategy.class_path: {class_path}.timer_interval_s must be > 0 s (was {interval})"],
+        )
     return cls(validated)
 
 

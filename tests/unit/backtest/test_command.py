@@ -170,3 +170,16 @@ def test_backtest_when_run_in_two_processes_then_json_and_report_byte_identical(
         outputs.append((result.stdout, report_path.read_bytes()))
     assert outputs[0] == outputs[1]
     assert json.loads(outputs[0][0])["stats"]["trades"] > 5
+
+
+def test_backtest_when_example_strategy_on_example_data_then_it_trades(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The commands the README shows work on the files it names."""
+    example = ROOT / "examples" / "strategies" / "rsi_reversion.py"
+    data = ROOT / "examples" / "data" / "sample_daily.csv"
+    assert backtest(data, "--json", "--sizing", "fraction") == 0  # the SMA crossover
+    assert json.loads(capsys.readouterr().out)["stats"]["trades"] > 0
+    code = cli.main(["backtest", "--strategy", f"{example}:RsiReversion", "--data", str(data)])
+    assert code == 0
+    assert "Backtest of rsi_reversion" in capsys.readouterr().out

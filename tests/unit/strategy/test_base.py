@@ -72,3 +72,15 @@ def test_load_strategy_when_not_a_strategy_then_config_error(class_path: str, fo
     (problem,) = caught.value.problems
     assert problem.startswith(f"strategy.class_path: {class_path!r} must name a Strategy subclass")
     assert f"(found {found}" in problem
+
+
+class _NoTime(SmaCross):
+    timer_interval_s = 0.0
+
+
+def test_load_strategy_when_timer_interval_not_positive_then_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_strategy(f"{__name__}:_NoTime", {})
+    assert caught.value.problems == [
+        f"strategy.class_path: {__name__}:_NoTime.timer_interval_s must be > 0 s (was 0.0)"
+    ]
