@@ -27,10 +27,20 @@ import yaml
 from components.broker.service import Broker
 from components.core import topics
 from components.core.config import TradingSystemSpec
-from components.core.events import CheckSignal, Heartbeat, Quote, Side, Signal, SignalChecked
+from components.core.events import (
+    CheckSignal,
+    Heartbeat,
+    OrderStatus,
+    OrderType,
+    Quote,
+    Side,
+    Signal,
+    SignalChecked,
+)
+from components.execution import orderlog
 from components.local import free_ports
 from components.risk.service import RiskManager
-from components.runtime.bus import Bus
+from components.runtime.bus import Bus, Publisher
 from components.runtime.settings import BrokerEndpoints
 from tests.conftest import make_settings
 from tests.fakes import alpaca_trading
@@ -136,6 +146,24 @@ class Execution:
         )
 
 
+async def market(publisher: Publisher) -> None:
+    """Steady quotes for the risk manager's checks, and the heartbeat the broker fixture lacks."""
+    while True:
+        now = time.time_ns()
+        for symbol, price in PRICES.items():
+            q = Quote(
+                symbol=symbol,
+                bid_price=price - D("0.02"),
+                bid_size=D(100),
+                ask_price=price,
+                ask_size=D(100),
+                ts_event_ns=now,
+            )
+            publisher.publish(topics.quote(symbol), q, ts_event_ns=now)
+        publisher.publish(topics.HEARTBEAT, Heartbeat(ts_event_ns=now), ts_event_ns=now)
+        await asyncio.sleep(0.02)
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeAlpacaTrading]:
     faults = Faults(
@@ -167,23 +195,7 @@ async def test_campaign_when_execution_killed_and_venue_faulty_then_venue_equals
     bus = Bus(endpoints, "campaign", prom.CollectorRegistry())
     publisher, requester = bus.publisher(), bus.requester()
 
-    async def market() -> None:
-        while True:
-            now = time.time_ns()
-            for symbol, price in PRICES.items():
-                q = Quote(
-                    symbol=symbol,
-                    bid_price=price - D("0.02"),
-                    bid_size=D(100),
-                    ask_price=price,
-                    ask_size=D(100),
-                    ts_event_ns=now,
-                )
-                publisher.publish(topics.quote(symbol), q, ts_event_ns=now)
-            publisher.publish(topics.HEARTBEAT, Heartbeat(ts_event_ns=now), ts_event_ns=now)
-            await asyncio.sleep(0.02)
-
-    pump = asyncio.create_task(market())
+    pump = asyncio.create_task(market(publisher))
     execution = Execution(config, endpoints, tmp_path)
     rng = random.Random(5)
     ids = itertools.count(1)
@@ -264,3 +276,75 @@ async def test_campaign_when_execution_killed_and_venue_faulty_then_venue_equals
         risk._close_bus()
         requester.close()
         bus.close()
+
+
+async def test_sigterm_when_orders_rest_at_the_venue_then_canceled_logged_and_exit_0(
+    broker: Broker, endpoints: BrokerEndpoints, tmp_path: Path
+) -> None:
+    """The halt contract: SIGTERM (the operator scaling execution to zero) cancels every working
+    order at the venue within the bound, logs it, and exits 0."""
+    async with alpaca_trading.running(rate_limit=100_000) as fake:
+        for symbol, price in PRICES.items():
+            fake.set_price(symbol, price)
+        spec_dict = campaign_spec(fake.url)
+        config = tmp_path / "halt.yaml"
+        config.write_text(yaml.safe_dump(spec_dict))
+        spec = TradingSystemSpec.model_validate(spec_dict)
+        risk = RiskManager(
+            spec, make_settings("risk", endpoints, tmp_path), prom.CollectorRegistry()
+        )
+        risk_task = asyncio.create_task(risk.run())
+        bus = Bus(endpoints, "halt", prom.CollectorRegistry())
+        publisher, requester = bus.publisher(), bus.requester()
+        execution = Execution(config, endpoints, tmp_path)
+        pump = asyncio.create_task(market(publisher))
+        try:
+            await execution.start()
+            await execution.ready()
+            deadline = time.monotonic() + 10
+            while len(risk.quotes) < len(PRICES):  # risk needs a price to approve
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            for n in range(3):
+                now = time.time_ns()
+                signal_ = Signal(
+                    signal_id=f"rest-{n}",
+                    strategy="halt",
+                    symbol="AAPL",
+                    side=Side.BUY,
+                    quantity=D(5),
+                    ts_event_ns=now,
+                    ts_origin_ns=now,
+                    order_type=OrderType.LIMIT,
+                    limit_price=D("97"),  # below the market (inside the risk collar): it rests
+                )
+                check = CheckSignal(signal=signal_, deadline_ns=now + 2 * 10**9)
+                reply = await requester.request(topics.RISK_CHECK, check, timeout_s=2)
+                assert isinstance(reply.payload, SignalChecked) and reply.payload.approved
+            deadline = time.monotonic() + 10
+            while sum(o.body["status"] == "new" for o in fake.orders.values()) < 3:
+                assert time.monotonic() < deadline, "orders never reached the venue"
+                await asyncio.sleep(0.02)
+
+            started = time.monotonic()
+            assert await execution.stop() == 0
+            assert time.monotonic() - started < spec.execution.cancel_timeout_s + 2
+            assert sorted(o.body["status"] for o in fake.orders.values()) == ["canceled"] * 3
+            orders = orderlog.load(tmp_path / "execution" / orderlog.ORDER_LOG_NAME)
+            assert {s.status for s in orders.states.values()} == {OrderStatus.CANCELED}
+            deadline = time.monotonic() + 5
+            while risk.state.approvals:  # the cancels reached the risk manager: exposure released
+                assert time.monotonic() < deadline, risk.state.approvals
+                await asyncio.sleep(0.02)
+        finally:
+            if execution.process is not None and execution.process.returncode is None:
+                await execution.kill()
+            pump.cancel()
+            risk_task.cancel()
+            for task in (pump, risk_task):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await risk.close()
+            risk._close_bus()
+            requester.close()
+            bus.close()
