@@ -206,6 +206,15 @@ class MarketDataConfig(_Model):
     max_future_s: float = Field(
         5, gt=0, le=3600, description="Events stamped further ahead of the clock are dropped."
     )
+    trade_history: int = Field(
+        10_000, ge=1, le=10_000_000, description="Trades kept per symbol in memory."
+    )
+    bar_history: int = Field(
+        1_000, ge=1, le=1_000_000, description="Closed bars kept per symbol and timeframe."
+    )
+    bars_dir: str | None = Field(
+        None, description="If set, closed bars are appended to Parquet files in this folder."
+    )
 
 
 class StrategyConfig(_Model):

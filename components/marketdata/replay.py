@@ -1,6 +1,7 @@
-"""Replays a CSV file of trades and quotes as a live feed.
+"""Replays a file of trades, quotes and bars as a live feed: a CSV file (below) or a Parquet file
+in the layout of `marketdata.parquet` (one kind per file, as `tradingsystem data fetch` writes).
 
-The file has a header row and these columns, in any order:
+A CSV file has a header row and these columns, in any order:
 
     ts          event time: ISO-8601 (`2024-03-01T14:30:00.125Z`; no offset means UTC) or an
                 integer count of nanoseconds since the Unix epoch
@@ -9,7 +10,9 @@ The file has a header row and these columns, in any order:
     price, size                                  trades only (size > 0)
     bid_price, bid_size, ask_price, ask_size     quotes only (sizes >= 0, bid < ask)
 
-Columns that do not apply to a row's kind are left empty. A bad row is skipped, logged once with
+and, only if the file holds bars (kind `bar`), `timeframe` (`60s`), `open`, `high`, `low`,
+`close`, `volume`, `vwap`, `trade_count`; a bar's `ts` is its open. Columns that do not apply to
+a row's kind are left empty. A bad row is skipped, logged once with
 its line number and counted under a `DropReason`: a replay never stops for one bad line. Time may
 repeat but not go backwards.
 
@@ -34,8 +37,9 @@ import msgspec
 
 from components.core import money
 from components.core.errors import InvalidPriceError
-from components.core.events import Quote, Trade
-from components.marketdata.validation import DropReason
+from components.core.events import Bar, Quote, Trade
+from components.marketdata import parquet
+from components.marketdata.validation import DropReason, content_error
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ COLUMNS = (
     "ask_price",
     "ask_size",
 )
+BAR_COLUMNS = ("timeframe", "open", "high", "low", "close", "volume", "vwap", "trade_count")
 LOOP_GAP_NS = 1_000_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _YIELD_EVERY = 256  # at speed 0, let the event loop run this often
@@ -100,7 +105,41 @@ def _size(row: dict[str, str], name: str, *, positive: bool) -> Decimal:
     return size
 
 
-def parse_row(row: dict[str, str], symbols: Collection[str] | None) -> Quote | Trade:
+def _timeframe_ns(text: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+    text = text.strip()
+    number, unit = text[:-1], text[-1:]
+    if not number.isdigit() or unit not in units or int(number) == 0:
+        raise _BadRow(DropReason.MALFORMED, f"timeframe {text!r} is not like 60s, 1m, 1h or 1d")
+    return int(number) * units[unit] * 1_000_000_000
+
+
+def _bar(row: dict[str, str], symbol: str, ts_ns: int) -> Bar:
+    timeframe = _field(row, "timeframe")
+    try:
+        count = int(_field(row, "trade_count"))
+    except ValueError as exc:
+        raise _BadRow(DropReason.MALFORMED, f"trade_count {row['trade_count']!r}") from exc
+    bar = Bar(
+        symbol=symbol,
+        timeframe=timeframe,
+        open=_price(row, "open"),
+        high=_price(row, "high"),
+        low=_price(row, "low"),
+        close=_price(row, "close"),
+        volume=_size(row, "volume", positive=False),
+        vwap=_price(row, "vwap"),
+        trade_count=count,
+        ts_open_ns=ts_ns,
+        ts_close_ns=ts_ns + _timeframe_ns(timeframe),
+    )
+    problem = content_error(bar)
+    if problem is not None:
+        raise _BadRow(*problem)
+    return bar
+
+
+def parse_row(row: dict[str, str], symbols: Collection[str] | None) -> Quote | Trade | Bar:
     """One CSV row as an event; `_BadRow` says why it is not one."""
     if None in row or None in row.values():
         raise _BadRow(DropReason.MALFORMED, "wrong number of columns")
@@ -131,13 +170,35 @@ def parse_row(row: dict[str, str], symbols: Collection[str] | None) -> Quote | T
             ask_size=ask_size,
             ts_event_ns=ts_ns,
         )
-    raise _BadRow(DropReason.MALFORMED, f"kind {kind!r} is neither trade nor quote")
+    if kind == "bar":
+        return _bar(row, symbol, ts_ns)
+    raise _BadRow(DropReason.MALFORMED, f"kind {kind!r} is not trade, quote or bar")
+
+
+Event = Quote | Trade | Bar
+
+
+def event_time(event: Event) -> int:
+    """When it happened: a bar by its open, which is the time its row carries."""
+    return event.ts_open_ns if isinstance(event, Bar) else event.ts_event_ns
+
+
+def shifted(event: Event, offset_ns: int) -> Event:
+    if isinstance(event, Bar):
+        return msgspec.structs.replace(
+            event,
+            ts_open_ns=event.ts_open_ns + offset_ns,
+            ts_close_ns=event.ts_close_ns + offset_ns,
+        )
+    return msgspec.structs.replace(event, ts_event_ns=event.ts_event_ns + offset_ns)
 
 
 class ReplayFeed:
-    """Events from a CSV file, paced by `speed`; `dropped` counts skipped rows by reason.
+    """Events from a CSV or Parquet (`.parquet`) file, paced by `speed`; `dropped` counts
+    skipped rows by reason.
 
-    Raises `OSError` if the file cannot be read and `ValueError` if its header lacks a column.
+    Raises `OSError` if the file cannot be read and `ValueError` if its header lacks a column
+    (or a Parquet file's columns hold no known kind).
 
     `on_drop` is called with the reason of each skipped row (the service counts them in
     Prometheus). `symbols=None` accepts every symbol.
@@ -166,37 +227,46 @@ class ReplayFeed:
         self._on_drop = on_drop
         self._horizon_ns = 0
         self._anchor: tuple[int, float] | None = None  # (event ns, loop time) where pacing began
-        with self.path.open(newline="") as file:  # fail now, not at the first event
-            self._check_header(next(csv.reader(file), None))
+        self.is_parquet = self.path.suffix.lower() in (".parquet", ".pq")
+        if self.is_parquet:  # fail now, not at the first event
+            parquet.rows(self.path)
+        else:
+            with self.path.open(newline="") as file:
+                self._check_header(next(csv.reader(file), None))
 
     def _check_header(self, header: Sequence[str] | None) -> None:
         missing = [column for column in COLUMNS if column not in (header or ())]
         if missing:
             raise ValueError(f"header lacks column(s) {', '.join(missing)}")
 
-    def events(self, offset_ns: int = 0, *, log_drops: bool = True) -> Iterator[Quote | Trade]:
-        """One pass over the file, event times shifted by `offset_ns`. Same file, same events."""
+    def _rows(self) -> Iterator[tuple[int, dict[str, str]]]:
+        """(line or row number, row as text) of the file."""
+        if self.is_parquet:
+            _, rows = parquet.rows(self.path)
+            for number, row in enumerate(rows, start=1):
+                yield number, row
+            return
         with self.path.open(newline="") as file:
             reader = csv.DictReader(file)
             self._check_header(reader.fieldnames)
-            last_ts_ns: int | None = None
             for row in reader:
-                try:
-                    event = parse_row(row, self.symbols)
-                    if last_ts_ns is not None and event.ts_event_ns < last_ts_ns:
-                        raise _BadRow(
-                            DropReason.TIME_BACKWARDS,
-                            f"ts {row['ts']} is before the previous row's",
-                        )
-                except _BadRow as bad:
-                    self._drop(bad, reader.line_num, log_drops)
-                    continue
-                last_ts_ns = event.ts_event_ns
-                if offset_ns:
-                    event = msgspec.structs.replace(
-                        event, ts_event_ns=event.ts_event_ns + offset_ns
+                yield reader.line_num, row
+
+    def events(self, offset_ns: int = 0, *, log_drops: bool = True) -> Iterator[Event]:
+        """One pass over the file, event times shifted by `offset_ns`. Same file, same events."""
+        last_ts_ns: int | None = None
+        for line, row in self._rows():
+            try:
+                event = parse_row(row, self.symbols)
+                if last_ts_ns is not None and event_time(event) < last_ts_ns:
+                    raise _BadRow(
+                        DropReason.TIME_BACKWARDS, f"ts {row['ts']} is before the previous row's"
                     )
-                yield event
+            except _BadRow as bad:
+                self._drop(bad, line, log_drops)
+                continue
+            last_ts_ns = event_time(event)
+            yield shifted(event, offset_ns) if offset_ns else event
 
     def _drop(self, bad: _BadRow, line: int, log_drops: bool) -> None:
         self.dropped[bad.reason] += 1
@@ -205,7 +275,7 @@ class ReplayFeed:
         if log_drops:
             log.warning("Skipped line %d of %s (%s): %s.", line, self.path, bad.reason.value, bad)
 
-    async def stream(self) -> AsyncIterator[Quote | Trade]:
+    async def stream(self) -> AsyncIterator[Event]:
         """The file's events paced by `speed`, once or forever (`loop`). Ends after one pass
         without `loop`, or at once if the file holds no valid event."""
         loop = asyncio.get_running_loop()

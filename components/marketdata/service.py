@@ -33,7 +33,7 @@ from components.core import topics
 from components.core.config import BackupFeedConfig, FeedConfig
 from components.core.errors import ConfigError
 from components.core.events import Bar, BookDelta, BookSnapshot, Quote, Trade
-from components.marketdata import bars, books, replay, synthetic
+from components.marketdata import bars, books, replay, store, synthetic
 from components.marketdata.connection import Connection, ConnectionState
 from components.marketdata.validation import DropReason, Drops, Validator
 from components.runtime.bus import Publisher
@@ -42,6 +42,7 @@ from components.runtime.component import Component
 log = logging.getLogger(__name__)
 
 BAR_TIMER_INTERVAL_S = 0.1
+ARCHIVE_FLUSH_TICKS = 600  # closed bars reach their Parquet files at least once a minute
 LATE_TRADE = DropReason.LATE_TRADE.value  # a dropped-events reason of the bar builders
 
 FeedState = Literal["starting", "running", "finished", "failed"]
@@ -143,6 +144,8 @@ class MarketData(Component):
         self.validator = Validator(self.spec.symbols, self.drops, max_future_s=config.max_future_s)
         self.builders = [bars.BarBuilder(n) for n in config.bar_intervals_s]
         self.books = books.Books()
+        self.store = store.MarketDataStore(config.trade_history, config.bar_history)
+        self.archive = store.BarArchive(config.bars_dir) if config.bars_dir else None
         self.feed_state: FeedState = "starting"
         self.events_published = 0
         self._late_seen = [0] * len(self.builders)
@@ -255,6 +258,8 @@ class MarketData(Component):
             for builder in self.builders:
                 for bar in builder.close_all():
                     self._publish_bar(bar, trace_id=None)
+            if self.archive is not None:
+                self.archive.flush()
             self.feed_state = "finished"
             log.info(
                 "Feed finished after %d events published; idling until stopped.",
@@ -287,6 +292,7 @@ class MarketData(Component):
                 topics.quote(event.symbol), event, ts_event_ns=event.ts_event_ns
             )
             self.metrics.published.labels("quote").inc()
+            self.store.on_quote(event)
             last = self._last.setdefault(event.symbol, {})
             last["bid"], last["ask"] = str(event.bid_price), str(event.ask_price)
         elif isinstance(event, Trade):
@@ -294,6 +300,7 @@ class MarketData(Component):
                 topics.trade(event.symbol), event, ts_event_ns=event.ts_event_ns
             )
             self.metrics.published.labels("trade").inc()
+            self.store.on_trade(event)
             self._last.setdefault(event.symbol, {})["last"] = str(event.price)
             for index, builder in enumerate(self.builders):
                 bar = builder.on_trade(event)
@@ -333,6 +340,9 @@ class MarketData(Component):
         )
         self.metrics.published.labels("bar").inc()
         self.events_published += 1
+        self.store.on_bar(bar)
+        if self.archive is not None:
+            self.archive.add(bar)
 
     def _count_late_trades(self, index: int, builder: bars.BarBuilder) -> None:
         late = builder.late_trades - self._late_seen[index]
@@ -342,12 +352,20 @@ class MarketData(Component):
             self.metrics.dropped.labels(LATE_TRADE).inc(late)
 
     async def _close_due_bars(self, feed: Feed) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(BAR_TIMER_INTERVAL_S)
             now_ns = feed.clock_ns()
             for builder in self.builders:
                 for bar in builder.close_due(now_ns):
                     self._publish_bar(bar, trace_id=None)
+            ticks += 1
+            if self.archive is not None and ticks % ARCHIVE_FLUSH_TICKS == 0:
+                self.archive.flush()
+
+    async def close(self) -> None:
+        if self.archive is not None:
+            self.archive.flush()
 
     # --- reporting -----------------------------------------------------------------------------
 

@@ -167,3 +167,80 @@ async def test_stream_when_speed_set_then_waits_scaled_gap(tmp_path: Path) -> No
             clock_ns = feed.clock_ns()
             assert T0_NS <= clock_ns <= T0_NS + 10**9  # never past the event just emitted
     assert arrivals[1] - arrivals[0] >= 0.09
+
+
+def test_events_when_parquet_trades_and_quotes_then_same_events_as_written(
+    tmp_path: Path,
+) -> None:
+    from components.marketdata import parquet
+
+    trades = [
+        Trade(symbol="AAPL", price=Decimal("189.42"), size=Decimal(100), ts_event_ns=T0_NS),
+        Trade(symbol="MSFT", price=Decimal("410.005"), size=Decimal("0.5"), ts_event_ns=T0_NS + 1),
+    ]
+    quotes = [
+        Quote(
+            symbol="AAPL",
+            bid_price=Decimal("189.41"),
+            bid_size=Decimal(6),
+            ask_price=Decimal("189.43"),
+            ask_size=Decimal(5),
+            ts_event_ns=T0_NS,
+        )
+    ]
+    parquet.write(tmp_path / "trades.parquet", parquet.trades_table(trades))
+    parquet.write(tmp_path / "quotes.parquet", parquet.quotes_table(quotes))
+    assert list(ReplayFeed(tmp_path / "trades.parquet").events()) == trades
+    assert list(ReplayFeed(tmp_path / "quotes.parquet").events()) == quotes
+
+
+def test_events_when_parquet_rows_bad_then_skipped_and_counted(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from components.marketdata import parquet
+
+    table = pa.Table.from_pydict(
+        {
+            "ts_ns": [T0_NS, T0_NS + 1, T0_NS - 5, T0_NS + 2, T0_NS + 3],
+            "symbol": ["AAPL", "AAPL", "AAPL", "TSLA", "AAPL"],
+            "price": ["10", "NaN", "11", "12", "13"],
+            "size": ["1", "1", "1", "1", "-1"],
+        },
+        schema=parquet.TRADE_SCHEMA,
+    )
+    parquet.write(tmp_path / "t.parquet", table)
+    feed = ReplayFeed(tmp_path / "t.parquet", {"AAPL"})
+    assert [e.price for e in feed.events()] == [Decimal(10)]  # type: ignore[union-attr]
+    assert feed.dropped == {
+        DropReason.INVALID_PRICE: 1,
+        DropReason.TIME_BACKWARDS: 1,
+        DropReason.UNKNOWN_SYMBOL: 1,
+        DropReason.INVALID_SIZE: 1,
+    }
+
+
+def test_init_when_parquet_holds_unknown_columns_then_value_error(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        pa.table({"ts_ns": [1], "symbol": ["AAPL"], "colour": ["red"]}), tmp_path / "x.parquet"
+    )
+    with pytest.raises(ValueError, match="neither bars, quotes nor trades"):
+        ReplayFeed(tmp_path / "x.parquet")
+
+
+def test_events_when_csv_bars_then_bars_with_timeframe(tmp_path: Path) -> None:
+    path = tmp_path / "bars.csv"
+    columns = ",".join((HEADER, *replay.BAR_COLUMNS))
+    path.write_text(
+        f"{columns}\n"
+        "2024-03-01T14:30:00Z,AAPL,bar,,,,,,,1m,10,11,9.5,10.5,1200,10.2,31\n"
+        "2024-03-01T14:31:00Z,AAPL,bar,,,,,,,1m,10,9,9.5,10.5,1200,10.2,31\n"  # high < open
+        "2024-03-01T14:32:00Z,AAPL,bar,,,,,,,2x,10,11,9.5,10.5,1200,10.2,31\n"
+    )
+    feed = ReplayFeed(path)
+    (bar,) = feed.events()
+    assert (bar.timeframe, bar.high, bar.trade_count) == ("1m", Decimal(11), 31)  # type: ignore[union-attr]
+    assert (bar.ts_open_ns, bar.ts_close_ns) == (T0_NS, T0_NS + 60 * 10**9)  # type: ignore[union-attr]
+    assert feed.dropped == {DropReason.INVALID_BAR: 1, DropReason.MALFORMED: 1}

@@ -18,6 +18,7 @@ from components.core import topics, wire
 from components.core.config import TradingSystemSpec
 from components.core.errors import ConfigError
 from components.core.events import Bar, Quote, Trade
+from components.marketdata import replay
 from components.marketdata.service import MarketData
 from components.runtime.bus import Bus
 from components.runtime.settings import BrokerEndpoints
@@ -113,6 +114,7 @@ async def test_run_when_replay_ends_then_idles_finished_with_drops_counted(
             "marketdata": {
                 "feed": {"kind": "replay", "replay": {"path": str(path), "speed": 0}},
                 "bar_intervals_s": [1, 5],
+                "bars_dir": str(tmp_path / "bars"),
             },
             "strategy": {"bar_interval_s": 1},
         },
@@ -145,6 +147,13 @@ async def test_run_when_replay_ends_then_idles_finished_with_drops_counted(
     assert status["dropped"] == {"crossed_quote": 1, "invalid_price": 1, "unknown_symbol": 1}
     assert status["last_prices"] == {"AAPL": {"last": "10.20"}}
     assert "Feed finished after 6 events published; idling until stopped." in caplog.text
+    archived = [
+        (bar.timeframe, bar.ts_open_ns)
+        for path in sorted((tmp_path / "bars").rglob("*.parquet"))
+        for bar in replay.ReplayFeed(path).events()
+    ]
+    assert archived == [("1s", 1_000_000_000), ("1s", 2_000_000_000), ("5s", 0)]
+    assert [b.ts_open_ns for b in marketdata.store.bars("AAPL", "1s")] == [10**9, 2 * 10**9]
 
 
 @pytest.mark.parametrize(
@@ -202,3 +211,48 @@ def test_on_event_when_book_events_then_applied_published_or_dropped(
     }
     dropped = marketdata.status()["dropped"]
     assert dropped == {"crossed_book": 1, "unknown_level": 1}
+
+
+class _CapturingSocket:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def send(self, frame: bytes, copy: bool = True) -> None:
+        self.frames.append(frame)
+
+
+def test_replay_when_run_twice_then_same_events_and_sequence_numbers(
+    endpoints: BrokerEndpoints, tmp_path: Path
+) -> None:
+    """The same file gives the same envelopes: topics, per-topic sequence numbers, payloads."""
+    from components.runtime.bus import Publisher
+
+    sample = Path(__file__).parents[3] / "examples" / "data" / "sample_ticks.csv"
+    document = {
+        "symbols": ["AAPL", "MSFT", "SPY"],
+        "marketdata": {
+            "feed": {"kind": "replay", "replay": {"path": str(sample), "speed": 0}},
+            "bar_intervals_s": [1, 5],
+        },
+        "strategy": {"bar_interval_s": 1},
+    }
+    runs: list[list[tuple[str, int, object]]] = []
+    for _ in range(2):
+        marketdata = _marketdata(document, endpoints, tmp_path)
+        socket = _CapturingSocket()
+        marketdata._publisher = Publisher(marketdata.bus, socket)  # type: ignore[arg-type]
+        assert isinstance(marketdata.feed, replay.ReplayFeed)
+        for event in marketdata.feed.events():
+            marketdata.on_event(event)
+        for builder in marketdata.builders:
+            for bar in builder.close_all():
+                marketdata._publish_bar(bar, trace_id=None)
+        envelopes = [wire.decode(frame) for frame in socket.frames]
+        runs.append([(e.topic, e.seq, e.payload) for e in envelopes])
+        marketdata._close_bus()
+    assert runs[0] == runs[1]
+    assert len(runs[0]) > 300
+    first_seq: dict[str, int] = {}
+    for topic, seq, _ in runs[0]:
+        assert seq == first_seq.get(topic, 0) + 1
+        first_seq[topic] = seq
