@@ -18,6 +18,7 @@ from components import catalog
 from components.backtest import command as backtest
 from components.core.config import load_spec
 from components.core.errors import ConfigError, TradingSystemError
+from components.marketdata import fetch
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("file", type=Path)
 
     backtest.add_parser(commands)
+    fetch.add_parser(commands)
 
     commands.add_parser("crd", help="print the TradingSystem CRD, generated from the spec models")
 
@@ -78,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _component(args.name, args.config)
         if args.command == "backtest":
             return backtest.main(args)
+        if args.command == "data":
+            return fetch.main(args)
         if args.command == "run":
             from components import local
 
