@@ -6,7 +6,8 @@
     ├── InvalidPriceError(ValueError)  a price or quantity is NaN, infinite, zero or negative
     ├── CorruptLogError(ValueError)    a journal line other than the last is damaged
     ├── DataError(ValueError)          a market-data file is unreadable or has a bad row
-    └── BusError(ConnectionError)      the broker cannot be reached or a request timed out
+    ├── BusError(ConnectionError)      the broker cannot be reached or a request timed out
+    └── KubeApiError(ConnectionError)  the Kubernetes API refused or failed a request
 
 Foreign errors (pydantic, msgspec, zmq) are translated once at the boundary with `raise … from exc`.
 """
@@ -51,3 +52,11 @@ class DataError(TradingSystemError, ValueError):
 
 class BusError(TradingSystemError, ConnectionError):
     """The broker is unreachable, or a request through it got no reply in time."""
+
+
+class KubeApiError(TradingSystemError, ConnectionError):
+    """The Kubernetes API refused or failed a request; `status`: its HTTP status (0: no answer)."""
+
+    def __init__(self, status: int, reason: str, message: str, what: str) -> None:
+        self.status, self.reason, self.message = status, reason, message
+        super().__init__(f"while {what}: HTTP {status} {reason}: {message}")

@@ -1,0 +1,561 @@
+"""A Kubernetes API server for the operator tests: kmock 0.8's `KubernetesEmulator`, given what
+a real API server does and kmock does not, so that kopf can run against it as against a cluster.
+
+Measured on kmock 0.8 as shipped: no `uid`, `resourceVersion`, `generation` or
+`creationTimestamp` (kopf's finalizer JSON-patch tests the resourceVersion and loops forever;
+owner references get `uid: null`); an object whose body lacks the URL's namespace is lost;
+events can be lost between a watch's snapshot and its subscription; no PUT; label selectors and
+`timeoutSeconds` ignored; nothing validated. This subclass keeps kmock's HTTP server, request
+parsing, discovery (declared resources), error rendering and object store (`objects`, with the
+history of every version, which tests use to assert on what was written), and serves the
+object verbs itself:
+
+- metadata: `uid`, a monotonic `resourceVersion` (one counter for the server), `generation`
+  (bumped when anything but metadata and status changes), `creationTimestamp`; the URL's
+  namespace; `generateName`;
+- writes: create (409 if it exists), merge patch, strategic merge patch (as a merge patch: our
+  objects have no list the difference matters for), JSON patch (422 when a `test` fails), PUT;
+  409 on a stale `metadata.resourceVersion`; a write that changes nothing changes nothing;
+- the status subresource: the object's endpoint ignores `status`, `/status` changes only it;
+- deletion: with finalizers, `deletionTimestamp` first, then gone once the last is removed;
+- list and watch: label and field selectors; a watch from a `resourceVersion` replays what
+  happened after it, and without one starts with the current objects; snapshot and subscription
+  are taken under one lock, so nothing falls between them; `timeoutSeconds` ends the stream;
+- validation, answered with 422 like a real server: built-in kinds against the official schemas
+  (`kubernetes-validate`, strict: unknown fields refused), custom resources against their CRD
+  (defaulting, OpenAPI schema, CEL rules: `crd_schema.CrdSchema`). Kinds it has no schema for
+  (ServiceMonitor) are stored as they are.
+
+What only a cluster does (controllers, the garbage collector, scheduling, admission webhooks)
+is not emulated: a test plays the Deployment controller by writing `status` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime
+import json
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+import kubernetes_validate
+from kmock._internal import references, rendering
+
+from tests.operator.crd_schema import CrdSchema
+
+K8S_VERSION = "1.31"
+NAMESPACES = re.compile(r"/api/v1/namespaces(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?/?")
+VERBS = {"get", "list", "watch", "create", "update", "patch", "delete"}
+Key = tuple[Any, str | None, str]
+
+
+@dataclass
+class _Watch:
+    resource: Any
+    namespace: str | None
+    labels: dict[str, str]
+    fields: dict[str, str]
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+
+    def sees(self, obj: dict[str, Any]) -> bool:
+        meta = obj.get("metadata", {})
+        if self.namespace is not None and meta.get("namespace") != self.namespace:
+            return False
+        found = meta.get("labels") or {}
+        if any(found.get(key) != value for key, value in self.labels.items()):
+            return False
+        return all(_field(obj, path) == value for path, value in self.fields.items())
+
+
+@attrs.define(kw_only=True)
+class ApiServer(kmock.KubernetesEmulator):
+    """`async with ApiServer() as api, kmock.Server(api) as server:`; then `declare(...)`."""
+
+    _resource_version: int = attrs.field(default=0, init=False)
+    _events: list[tuple[int, Any, dict[str, Any]]] = attrs.field(factory=list, init=False)
+    _watches: list[_Watch] = attrs.field(factory=list, init=False)
+    _kinds: dict[Any, str] = attrs.field(factory=dict, init=False)
+    _crds: dict[Any, CrdSchema] = attrs.field(factory=dict, init=False)
+    _with_status: set[Any] = attrs.field(factory=set, init=False)
+    _stopping: bool = attrs.field(default=False, init=False)
+
+    # --- resources ----------------------------------------------------------------------------
+
+    def declare(
+        self,
+        api_version: str,
+        plural: str,
+        kind: str,
+        *,
+        namespaced: bool = True,
+        status: bool = False,
+        short_names: tuple[str, ...] = (),
+        categories: tuple[str, ...] = (),
+        crd: dict[str, Any] | None = None,
+    ) -> None:
+        resource = references.resource(api_version, plural)
+        self.resources[resource] = kmock.ResourceInfo(
+            kind=kind,
+            singular=kind.lower(),
+            namespaced=namespaced,
+            verbs=VERBS,
+            shortnames=set(short_names),
+            categories=set(categories),
+            subresources={"status"} if status else set(),
+        )
+        self._kinds[resource] = kind
+        if status:
+            self._with_status.add(resource)
+        if crd is not None:
+            self._crds[resource] = CrdSchema(crd)
+
+    def object(self, api_version: str, plural: str, namespace: str | None, name: str) -> Any:
+        """The stored object (a dict), or None."""
+        key = (references.resource(api_version, plural), namespace, name)
+        if key not in self._objects or self._objects[key].deleted:
+            return None
+        return copy.deepcopy(self._objects[key].raw)
+
+    def versions(self, api_version: str, plural: str, namespace: str, name: str) -> list[Any]:
+        """Every version the object had, in order (None where it was deleted)."""
+        key = (references.resource(api_version, plural), namespace, name)
+        if key not in self._objects:
+            return []
+        return [None if v is None else copy.deepcopy(v.raw) for v in self._objects[key].history]
+
+    async def write(
+        self, api_version: str, plural: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch an object as a controller or a person would (no validation bypassed)."""
+        resource = references.resource(api_version, plural)
+        async with self._lock:
+            return self._update(resource, namespace, name, None, patch, "merge", "")
+
+    def stop_watches(self) -> None:
+        """End every watch stream (before the HTTP server stops: it waits for open streams)."""
+        self._stopping = True
+
+    async def add(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create an object as an administrator would (validated like any other)."""
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        resource = next(
+            r for r, k in self._kinds.items() if k == kind and _api_version(r) == api_version
+        )
+        async with self._lock:
+            return self._create(resource, obj["metadata"].get("namespace"), obj)
+
+    # --- serving ------------------------------------------------------------------------------
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # kmock parses `/api/v1/namespaces[/NAME]` as a namespace prefix with no resource (and
+        # fails with 500 on the bare collection): serve the Namespace resource itself.
+        match = NAMESPACES.fullmatch(raw_request.path)
+        if match is None:
+            return await super().__call__(raw_request)
+        body = await raw_request.read()
+        watching = raw_request.query.get("watch") in {"true", "1"}
+        request = rendering.Request(
+            method=raw_request.method,
+            url=raw_request.url,
+            params=dict(raw_request.query),
+            headers=dict(raw_request.headers),
+            body=body,
+            data=json.loads(body) if body else None,
+            action=kmock.action.WATCH if watching else None,
+            resource=references.resource("v1", "namespaces"),
+            namespace=None,
+            name=match.group("name"),
+            subresource=match.group("sub"),
+            raw_request=raw_request,
+        )
+        self._requests.append(request)
+        return await self._handle(request)
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        resource = request.resource
+        if resource is None or resource.plural is None or resource not in self._kinds:
+            return await super()._handle(request)  # discovery, and 404 for what is undeclared
+        try:
+            if request.action == kmock.action.WATCH:
+                return await self._watch(request)
+            async with self._lock:
+                body = self._serve(request)
+            return aiohttp.web.json_response(body, status=201 if request.method == "POST" else 200)
+        except kmock.KubernetesError as exc:
+            return await self._render_error(exc)
+
+    def _serve(self, request: rendering.Request) -> dict[str, Any]:
+        resource, namespace, name = request.resource, request.namespace, request.name
+        sub = request.subresource or ""
+        method = str(request.method.value)
+        if sub not in {"", "status"}:
+            raise _error(404, "NotFound", f"no subresource {sub!r}")
+        if method == "GET" and name is None:
+            return self._list(request)
+        if method == "GET":
+            return copy.deepcopy(self._get(resource, namespace, name).raw)
+        if method == "POST" and name is None:
+            return self._create(resource, namespace, request.data)
+        if method == "PATCH" and name is not None:
+            headers = {key.lower(): value for key, value in request.headers.items()}
+            kind = _patch_kind(headers.get("content-type", ""))
+            return self._update(resource, namespace, name, None, request.data, kind, sub)
+        if method == "PUT" and name is not None:
+            return self._update(resource, namespace, name, request.data, None, "", sub)
+        if method == "DELETE" and name is not None:
+            return self._delete(resource, namespace, name)
+        raise _error(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    def _get(self, resource: Any, namespace: str | None, name: str) -> Any:
+        key = (resource, namespace, name)
+        if key not in self._objects or self._objects[key].deleted:
+            kind = self._kinds[resource]
+            raise _error(404, "NotFound", f'{resource.plural} "{name}" not found', kind=kind)
+        return self._objects[key]
+
+    def _list(self, request: rendering.Request) -> dict[str, Any]:
+        watch = _selectors(request)
+        items = [
+            copy.deepcopy(obj.raw)
+            for (resource, _, _), obj in self._objects.items()
+            if resource == request.resource and not obj.deleted and watch.sees(obj.raw)
+        ]
+        return {
+            "apiVersion": _api_version(request.resource),
+            "kind": f"{self._kinds[request.resource]}List",
+            "metadata": {"resourceVersion": str(self._resource_version)},
+            "items": items,
+        }
+
+    def _create(self, resource: Any, namespace: str | None, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise _error(400, "BadRequest", "the body must be a JSON object")
+        obj = copy.deepcopy(data)
+        meta = obj.setdefault("metadata", {})
+        if namespace is not None:
+            if meta.get("namespace", namespace) != namespace:
+                raise _error(400, "BadRequest", "the namespace of the body differs from the URL's")
+            meta["namespace"] = namespace
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + secrets.token_hex(3)
+        name = meta.get("name")
+        if not name:
+            raise _error(422, "Invalid", "metadata.name: Required value")
+        key = (resource, namespace, name)
+        if key in self._objects and not self._objects[key].deleted:
+            kind = self._kinds[resource]
+            raise _error(409, "AlreadyExists", f'{resource.plural} "{name}" already exists', kind)
+        if resource in self._with_status:
+            obj.pop("status", None)  # set through /status only
+        for server_set in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"):
+            meta.pop(server_set, None)
+        meta.update(
+            uid=str(uuid.uuid4()),
+            generation=1,
+            creationTimestamp=_now(),
+        )
+        obj = self._admit(resource, obj)
+        meta = obj["metadata"]
+        meta["resourceVersion"] = self._next_version()
+        if key in self._objects:
+            self._objects[key].create(obj)
+        else:
+            self._objects[key] = obj
+        self._publish(resource, "ADDED", obj)
+        return copy.deepcopy(obj)
+
+    def _update(
+        self,
+        resource: Any,
+        namespace: str | None,
+        name: str,
+        replacement: Any,
+        patch: Any,
+        patch_kind: str,
+        sub: str,
+    ) -> dict[str, Any]:
+        stored = self._get(resource, namespace, name)
+        old = copy.deepcopy(stored.raw)
+        if replacement is not None:
+            new = copy.deepcopy(replacement)
+        elif patch_kind == "json":
+            new = _json_patch(old, patch)
+        else:
+            if not isinstance(patch, dict):
+                raise _error(400, "BadRequest", "a merge patch must be a JSON object")
+            new = _merge_patch(copy.deepcopy(old), patch)
+        if not isinstance(new, dict):
+            raise _error(422, "Invalid", "the object must stay a JSON object")
+        meta = new.setdefault("metadata", {})
+        wanted = meta.get("resourceVersion")
+        if wanted is not None and wanted != old["metadata"]["resourceVersion"]:
+            raise _error(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {resource.plural} "{name}": the object has '
+                "been modified; please apply your changes to the latest version and try again",
+                self._kinds[resource],
+            )
+        # What the client may not change: identity and server-set metadata.
+        for fixed in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp"):
+            if fixed in old["metadata"]:
+                meta[fixed] = old["metadata"][fixed]
+            else:
+                meta.pop(fixed, None)
+        if resource in self._with_status:
+            if sub == "status":
+                new = {**old, "status": new.get("status")}
+                if new["status"] is None:
+                    new.pop("status")
+            elif "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+        meta = new["metadata"]
+        meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+        meta["generation"] = old["metadata"].get("generation", 1)
+        if _content(new) != _content(old):
+            meta["generation"] += 1
+        if new == old:
+            return old  # nothing changed: no new version, no event
+        new = self._admit(resource, new)
+        new["metadata"]["resourceVersion"] = self._next_version()
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            stored.create(new)
+            stored.delete()
+            self._publish(resource, "DELETED", new)
+            return new
+        stored.create(new)
+        self._publish(resource, "MODIFIED", new)
+        return copy.deepcopy(new)
+
+    def _delete(self, resource: Any, namespace: str | None, name: str) -> dict[str, Any]:
+        stored = self._get(resource, namespace, name)
+        obj = copy.deepcopy(stored.raw)
+        meta = obj["metadata"]
+        if meta.get("finalizers"):
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = _now()
+                meta["deletionGracePeriodSeconds"] = 0
+                meta["resourceVersion"] = self._next_version()
+                stored.create(obj)
+                self._publish(resource, "MODIFIED", obj)
+            return obj
+        meta["resourceVersion"] = self._next_version()
+        stored.delete()
+        self._publish(resource, "DELETED", obj)
+        return obj
+
+    async def _watch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        watch = _selectors(request)
+        since = request.params.get("resourceVersion") or ""
+        timeout_s = float(request.params.get("timeoutSeconds") or 0) or None
+        async with self._lock:  # the snapshot and the subscription at one instant
+            if since not in {"", "0"}:
+                backlog = [
+                    event
+                    for version, resource, event in self._events
+                    if resource == request.resource and version > int(since)
+                ]
+            else:
+                backlog = [
+                    {"type": "ADDED", "object": copy.deepcopy(obj.raw)}
+                    for (resource, _, _), obj in self._objects.items()
+                    if resource == request.resource and not obj.deleted
+                ]
+            self._watches.append(watch)
+        assert request._raw_request is not None
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request._raw_request)
+        deadline = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
+        try:
+            for event in backlog:
+                if watch.sees(event["object"]):
+                    await response.write(json.dumps(event).encode() + b"\n")
+            while True:
+                left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+                if left is not None and left <= 0:
+                    break
+                transport = request._raw_request.transport
+                if self._stopping or transport is None or transport.is_closing():
+                    break  # the client went away: end the stream, as a server does
+                try:
+                    event = await asyncio.wait_for(watch.queue.get(), min(left or 0.1, 0.1))
+                except TimeoutError:
+                    continue
+                if watch.sees(event["object"]):
+                    await response.write(json.dumps(event).encode() + b"\n")
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            with contextlib.suppress(ValueError):
+                self._watches.remove(watch)
+        return response
+
+    # --- what a real server does on every write -------------------------------------------
+
+    def _admit(self, resource: Any, obj: dict[str, Any]) -> dict[str, Any]:
+        obj.setdefault("apiVersion", _api_version(resource))
+        obj.setdefault("kind", self._kinds[resource])
+        if resource in self._crds:
+            stored, problems = self._crds[resource].admit(obj)
+            if problems:
+                name = obj["metadata"].get("name")
+                raise _error(
+                    422,
+                    "Invalid",
+                    f'{self._kinds[resource]}.{resource.group} "{name}" is invalid: '
+                    + "; ".join(problems),
+                    self._kinds[resource],
+                )
+            return stored
+        try:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            pass  # a kind without official schema (a third-party CRD we did not declare)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(part) for part in exc.absolute_path) or "(root)"
+            name = obj["metadata"].get("name")
+            raise _error(
+                422,
+                "Invalid",
+                f'{self._kinds[resource]} "{name}" is invalid: {where}: {exc.message}',
+                self._kinds[resource],
+            ) from exc
+        return obj
+
+    def _next_version(self) -> str:
+        self._resource_version += 1
+        return str(self._resource_version)
+
+    def _publish(self, resource: Any, kind: str, obj: dict[str, Any]) -> None:
+        event = {"type": kind, "object": copy.deepcopy(obj)}
+        self._events.append((int(obj["metadata"]["resourceVersion"]), resource, event))
+        for watch in self._watches:
+            if watch.resource == resource:
+                watch.queue.put_nowait(event)
+
+
+def _selectors(request: rendering.Request) -> _Watch:
+    return _Watch(
+        resource=request.resource,
+        namespace=request.namespace,
+        labels=_pairs(request.params.get("labelSelector", "")),
+        fields=_pairs(request.params.get("fieldSelector", "")),
+    )
+
+
+def _pairs(selector: str) -> dict[str, str]:
+    """Equality selectors (`a=b,c==d`), the only kind the operator and kopf send."""
+    pairs = {}
+    for term in filter(None, selector.split(",")):
+        key, _, value = term.replace("==", "=").partition("=")
+        if not _:
+            raise _error(400, "BadRequest", f"unsupported selector term {term!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _field(obj: dict[str, Any], path: str) -> Any:
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in obj.items() if key not in {"metadata", "status"}}
+
+
+def _patch_kind(content_type: str) -> str:
+    kind = content_type.split(";")[0].strip()
+    if kind == "application/json-patch+json":
+        return "json"
+    if kind in {"application/merge-patch+json", "application/strategic-merge-patch+json"}:
+        return "merge"
+    raise _error(415, "UnsupportedMediaType", f"unsupported patch type {kind!r}")
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge recursively, null removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    if not isinstance(target, dict):
+        target = {}
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = _merge_patch(target.get(key), value)
+    return target
+
+
+def _json_patch(document: Any, operations: Any) -> Any:
+    """RFC 6902: add, remove, replace, test (what kopf and the operator send)."""
+    if not isinstance(operations, list):
+        raise _error(400, "BadRequest", "a JSON patch must be a list of operations")
+    document = copy.deepcopy(document)
+    for operation in operations:
+        op, pointer = operation.get("op"), operation.get("path", "")
+        *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+        parent = document
+        for part in parents:
+            parent = parent[int(part)] if isinstance(parent, list) else parent.get(part)
+            if parent is None:
+                raise _error(422, "Invalid", f"JSON patch: path {pointer} does not exist")
+        if op == "test":
+            value = _at(parent, last)
+            if value != operation.get("value"):
+                raise _error(
+                    422,
+                    "Invalid",
+                    f"the test operation failed: {pointer} is {value!r}, "
+                    f"not {operation.get('value')!r}",
+                )
+        elif op == "add":
+            if isinstance(parent, list):
+                index = len(parent) if last == "-" else int(last)
+                parent.insert(index, operation["value"])
+            else:
+                parent[last] = operation["value"]
+        elif op in {"remove", "replace"}:
+            if _at(parent, last, missing=KeyError) is KeyError:
+                raise _error(422, "Invalid", f"JSON patch: {pointer} does not exist")
+            if op == "remove":
+                del parent[int(last) if isinstance(parent, list) else last]
+            else:
+                parent[int(last) if isinstance(parent, list) else last] = operation["value"]
+        else:
+            raise _error(422, "Invalid", f"JSON patch: unsupported operation {op!r}")
+    return document
+
+
+def _at(parent: Any, key: str, missing: Any = None) -> Any:
+    if isinstance(parent, list):
+        return parent[int(key)] if key.isdigit() and int(key) < len(parent) else missing
+    return parent.get(key, missing) if isinstance(parent, dict) else missing
+
+
+def _api_version(resource: Any) -> str:
+    return f"{resource.group}/{resource.version}" if resource.group else resource.version
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _error(
+    status: int, reason: str, message: str, kind: str | None = None
+) -> kmock.KubernetesError:
+    return kmock.KubernetesError(
+        status=status, reason=reason, message=message, details={"kind": kind} if kind else {}
+    )

@@ -1,0 +1,177 @@
+"""The operator tier's fixtures: a fresh emulated API server per test (`apiserver.ApiServer` on
+127.0.0.1, in the test's event loop), and the real kopf operator in its own thread
+(`kopf.testing.KopfRunner`, `-m trading_operator.handlers`, standalone, one namespace: no
+namespace scanning), reaching the server through a kubeconfig, as it would reach a cluster.
+
+Timers and retries are short here (set before the handlers module is first imported, since its
+decorators read them); waits are for a condition under a deadline, never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import kmock
+import kopf
+import pytest
+import yaml
+from kopf.testing import KopfRunner
+
+from components import crd
+from components.runtime.kubeapi import KubeApi, KubeConfig
+from tests.operator.apiserver import ApiServer
+
+NAMESPACE = "trading"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# Where the operator polls the risk manager's /status: a real component HTTP server that a
+# test starts on this port (see test_breaker.py); other tests leave it closed (unreachable).
+RISK_STATUS_PORT = _free_port()
+os.environ.update(
+    TS_OPERATOR_RESYNC_S="0.5",
+    TS_OPERATOR_POLL_S="0.2",
+    TS_OPERATOR_RETRY_S="0.2",
+    TS_OPERATOR_METRICS_PORT="0",
+    TS_OPERATOR_TEARDOWN_TIMEOUT_S="30",
+    TS_OPERATOR_RISK_STATUS_URL=f"http://127.0.0.1:{RISK_STATUS_PORT}/{{namespace}}/{{service}}/status",
+)
+
+
+def declare_resources(api: ApiServer) -> None:
+    """What the operator reads and writes, as a cluster with the CRD installed serves it."""
+    definition = crd.definition()
+    api.declare(
+        f"{crd.GROUP}/{crd.VERSION}",
+        crd.PLURAL,
+        "TradingSystem",
+        status=True,
+        short_names=tuple(crd.SHORT_NAMES),
+        categories=tuple(crd.CATEGORIES),
+        crd=definition,
+    )
+    api.declare("v1", "namespaces", "Namespace", namespaced=False, status=True)
+    api.declare("v1", "configmaps", "ConfigMap")
+    api.declare("v1", "services", "Service", status=True)
+    api.declare("v1", "serviceaccounts", "ServiceAccount")
+    api.declare("v1", "persistentvolumeclaims", "PersistentVolumeClaim", status=True)
+    api.declare("v1", "pods", "Pod", status=True)
+    api.declare("v1", "events", "Event")
+    api.declare("apps/v1", "deployments", "Deployment", status=True)
+    api.declare("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy")
+    api.declare("rbac.authorization.k8s.io/v1", "roles", "Role")
+    api.declare("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding")
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[ApiServer]:
+    async with ApiServer() as server, kmock.Server(server):
+        declare_resources(server)
+        await server.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        yield server
+        server.stop_watches()
+
+
+@pytest.fixture
+def kubeconfig(api: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    url = str(api.servers[0].url).rstrip("/")
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "emulated", "cluster": {"server": url}}],
+                "users": [{"name": "tester", "user": {}}],
+                "contexts": [
+                    {
+                        "name": "emulated",
+                        "context": {
+                            "cluster": "emulated",
+                            "user": "tester",
+                            "namespace": NAMESPACE,
+                        },
+                    }
+                ],
+                "current-context": "emulated",
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    return path
+
+
+class Operator:
+    """The operator in its thread; `start()`/`stop()` may be called again (a restart)."""
+
+    def __init__(self) -> None:
+        self.runner: KopfRunner | None = None
+
+    async def start(self) -> None:
+        settings = kopf.OperatorSettings()
+        settings.watching.server_timeout = 3  # streams end and resume from their version
+        settings.watching.reconnect_backoff = 0.05
+        settings.networking.request_timeout = 2
+        args = [
+            "run",
+            "-m",
+            "trading_operator.handlers",
+            "--standalone",
+            "--verbose",
+            f"--namespace={NAMESPACE}",
+        ]
+        self.runner = KopfRunner(args, settings=settings, timeout=20)
+        await asyncio.to_thread(self.runner.__enter__)
+
+    async def stop(self) -> None:
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            await asyncio.to_thread(runner.__exit__, None, None, None)
+
+    @property
+    def output(self) -> str:
+        return "" if self.runner is None else str(self.runner.output)
+
+
+@pytest.fixture
+async def operator(api: ApiServer, kubeconfig: Path) -> AsyncIterator[Operator]:
+    running = Operator()
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def eventually(
+    check: Callable[[], Any | Awaitable[Any]], timeout_s: float = 10.0, what: str = ""
+) -> Any:
+    """Wait until `check()` is truthy and return it; fail after `timeout_s` saying what."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if isinstance(last, Awaitable):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or check}: {last!r}")
+
+
+@pytest.fixture
+async def client(api: ApiServer) -> AsyncIterator[KubeApi]:
+    """A client of the emulated server, as `kubectl` would be."""
+    async with KubeApi(KubeConfig(server=str(api.servers[0].url).rstrip("/"))) as kube:
+        yield kube
