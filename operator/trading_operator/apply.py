@@ -41,6 +41,10 @@ def changes(live: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
     for key in OWNED:
         if key in desired and not contains(live.get(key), desired[key]):
             patch[key] = desired[key]
+    # A ConfigMap's files are all ours: a file added by hand goes too (null removes it).
+    extra = set(live.get("data") or {}) - set(desired.get("data") or {})
+    if "data" in desired and extra:
+        patch["data"] = {**desired["data"], **dict.fromkeys(extra)}
     return patch
 
 

@@ -131,6 +131,18 @@ class ApiServer(kmock.KubernetesEmulator):
             return []
         return [None if v is None else copy.deepcopy(v.raw) for v in self._objects[key].history]
 
+    def journal(self) -> list[tuple[str, str, str, Any]]:
+        """Every change in order: (event type, kind, name, the object as written)."""
+        return [
+            (
+                event["type"],
+                self._kinds[resource],
+                event["object"]["metadata"]["name"],
+                event["object"],
+            )
+            for _, resource, event in self._events
+        ]
+
     async def write(
         self, api_version: str, plural: str, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any]:

@@ -39,13 +39,14 @@ def _free_port() -> int:
 # Where the operator polls the risk manager's /status: a real component HTTP server that a
 # test starts on this port (see test_breaker.py); other tests leave it closed (unreachable).
 RISK_STATUS_PORT = _free_port()
+OPERATOR_METRICS_PORT = _free_port()
 os.environ.update(
     TS_OPERATOR_RESYNC_S="0.5",
     TS_OPERATOR_POLL_S="0.2",
     TS_OPERATOR_RETRY_S="0.2",
-    TS_OPERATOR_METRICS_PORT="0",
+    TS_OPERATOR_METRICS_PORT=str(OPERATOR_METRICS_PORT),
     TS_OPERATOR_TEARDOWN_TIMEOUT_S="30",
-    TS_OPERATOR_RISK_STATUS_URL=f"http://127.0.0.1:{RISK_STATUS_PORT}/{{namespace}}/{{service}}/status",
+    TS_OPERATOR_RISK_STATUS_URL=f"http://127.0.0.1:{RISK_STATUS_PORT}/status",
 )
 
 

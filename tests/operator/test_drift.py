@@ -1,0 +1,83 @@
+"""Children follow the spec: a spec change patches them (and a config change rolls the pods
+through the config hash); a child deleted or edited by hand is put back."""
+
+from __future__ import annotations
+
+from components.runtime.kubeapi import KubeApi
+from tests.operator import systems
+from tests.operator.apiserver import ApiServer
+from tests.operator.conftest import NAMESPACE, Operator, eventually
+
+
+def _hash(api: ApiServer, component: str) -> str | None:
+    found = systems.deployment(api, "demo", component)
+    if found is None:
+        return None
+    return found["spec"]["template"]["metadata"]["annotations"]["trading.dev/config-hash"]
+
+
+async def test_spec_change_then_children_patched_and_config_hash_changed(
+    api: ApiServer, client: KubeApi, operator: Operator
+) -> None:
+    await systems.create(client)
+    before = await eventually(lambda: _hash(api, "strategy"), what="a config hash")
+
+    await systems.patch(client, {"spec": {"symbols": ["AAPL", "MSFT", "NVDA"]}})
+    components = ("broker", "risk", "strategy", "marketdata", "execution")
+
+    def rolled() -> set[str | None]:
+        hashes = {_hash(api, component) for component in components}
+        return hashes if len(hashes) == 1 and before not in hashes else set()
+
+    (after,) = await eventually(rolled, what="every pod template with the new hash")
+    config = api.object("v1", "configmaps", NAMESPACE, "demo-config")
+    assert "NVDA" in config["data"]["tradingsystem.yaml"]
+    status = await eventually(lambda: systems.system(api)["status"].get("configHash") == after)
+    assert status
+
+
+async def test_pod_only_change_then_config_hash_unchanged(
+    api: ApiServer, client: KubeApi, operator: Operator
+) -> None:
+    """Resources are not configuration: other components do not roll for them."""
+    await systems.create(client)
+    before = await eventually(lambda: _hash(api, "risk"), what="a config hash")
+    limits = {"pods": {"strategy": {"resources": {"limits": {"memory": "1Gi"}}}}}
+    await systems.patch(client, {"spec": limits})
+
+    def strategy_memory() -> str | None:
+        container = systems.deployment(api, "demo", "strategy")["spec"]["template"]["spec"]
+        return container["containers"][0]["resources"]["limits"].get("memory")
+
+    await eventually(lambda: strategy_memory() == "1Gi", what="new limit")
+    assert _hash(api, "risk") == before and _hash(api, "strategy") == before
+
+
+async def test_child_deleted_by_hand_then_recreated(
+    api: ApiServer, client: KubeApi, operator: Operator
+) -> None:
+    await systems.create(client)
+    first = await eventually(lambda: systems.deployment(api, "demo", "marketdata"))
+    service = await eventually(lambda: api.object("v1", "services", NAMESPACE, "demo-broker"))
+
+    await client.delete(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/demo-marketdata")
+    await client.delete(f"/api/v1/namespaces/{NAMESPACE}/services/demo-broker")
+    again = await eventually(lambda: systems.deployment(api, "demo", "marketdata"))
+    assert again["metadata"]["uid"] != first["metadata"]["uid"]
+    back = await eventually(lambda: api.object("v1", "services", NAMESPACE, "demo-broker"))
+    assert back["spec"]["ports"] == service["spec"]["ports"]
+
+
+async def test_child_edited_by_hand_then_put_back(
+    api: ApiServer, client: KubeApi, operator: Operator
+) -> None:
+    await systems.create(client)
+    await eventually(lambda: api.object("v1", "configmaps", NAMESPACE, "demo-config"))
+    original = api.object("v1", "configmaps", NAMESPACE, "demo-config")["data"]
+
+    edit = {"data": {"tradingsystem.yaml": "spec: {}", "extra.yaml": "x: 1"}}
+    await api.write("v1", "configmaps", NAMESPACE, "demo-config", edit)
+    await eventually(
+        lambda: api.object("v1", "configmaps", NAMESPACE, "demo-config")["data"] == original,
+        what="config restored",
+    )

@@ -1,0 +1,94 @@
+"""The pure builders: every child of a system passes the official Kubernetes schemas (strict),
+and the spec's Kubernetes fields land where they should."""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+
+from components.core.config import parse_spec
+from trading_operator import names
+from trading_operator.builders import System, children, configmaps, deployments
+
+SPECS = {
+    "defaults": {"symbols": ["AAPL"]},
+    "everything": {
+        "symbols": ["AAPL", "MSFT"],
+        "image": "registry.example/ts:1.2",
+        "credentials_secret": "alpaca-paper",
+        "storage": {"size": "5Gi", "storage_class": "fast-ssd", "retain_on_delete": False},
+        "monitoring": {"service_monitor": True, "scrape_interval_s": 30},
+        "pods": {
+            "strategy": {"replicas": 0, "env": [{"name": "OMP_NUM_THREADS", "value": "1"}]},
+            "execution": {"image": "registry.example/ts-exec:1.2"},
+        },
+    },
+}
+
+
+def _system(spec: dict, execution_replicas: int = 1) -> System:
+    return System(
+        name="demo",
+        namespace="trading",
+        uid="0a1b2c3d-0000-4000-8000-000000000001",
+        spec=parse_spec(spec)[1],
+        default_image="tradingsystem:0.1.0",
+        execution_replicas=execution_replicas,
+    )
+
+
+@pytest.mark.parametrize("scenario", sorted(SPECS))
+def test_every_child_passes_the_official_schemas(scenario: str) -> None:
+    for child in children(_system(SPECS[scenario])):
+        if child["kind"] == "ServiceMonitor":
+            continue  # a Prometheus Operator kind: no official schema
+        kubernetes_validate.validate(child, "1.31", strict=True)
+
+
+def test_kubernetes_fields_land_in_the_pods() -> None:
+    system = _system(SPECS["everything"], execution_replicas=0)
+    built = {(c["kind"], c["metadata"]["name"]): c for c in children(system)}
+    execution = built["Deployment", "demo-execution"]["spec"]
+    strategy = built["Deployment", "demo-strategy"]["spec"]
+    assert execution["replicas"] == 0 and strategy["replicas"] == 0
+    container = execution["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example/ts-exec:1.2"
+    secret_refs = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
+    assert secret_refs == [
+        {"name": "alpaca-paper", "key": "APCA_API_KEY_ID"},
+        {"name": "alpaca-paper", "key": "APCA_API_SECRET_KEY"},
+    ]
+    risk = built["Deployment", "demo-risk"]["spec"]["template"]["spec"]["containers"][0]
+    assert "alpaca-paper" not in str(risk["env"])  # only feed and venue get the keys
+    assert risk["image"] == "registry.example/ts:1.2"
+    claim = built["PersistentVolumeClaim", "demo-risk-state"]
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    assert claim["metadata"]["ownerReferences"][0]["uid"] == system.uid
+    assert ("ServiceMonitor", "demo-metrics") in built
+    strategy_env = strategy["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "OMP_NUM_THREADS", "value": "1"} in strategy_env
+
+
+def test_config_hash_changes_with_config_not_with_pods_or_halt() -> None:
+    base = _system({"symbols": ["AAPL"]})
+    assert configmaps.config_hash(base) == configmaps.config_hash(
+        _system({"symbols": ["AAPL"], "halted": True, "pods": {"risk": {"image": "x:1"}}})
+    )
+    assert configmaps.config_hash(base) != configmaps.config_hash(_system({"symbols": ["MSFT"]}))
+
+
+def test_only_risk_mounts_a_service_account_token() -> None:
+    system = _system({"symbols": ["AAPL"]})
+    for component in names.COMPONENTS:
+        pod = deployments.deployment(system, component)["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is (component == "risk"), component
+
+
+def test_operator_manifests_pass_the_official_schemas() -> None:
+    from trading_operator import deploy
+
+    rendered = deploy.manifests("trading-system", "tradingsystem:0.1.0")
+    for manifest in rendered:
+        kubernetes_validate.validate(manifest, "1.31", strict=True)
+    operator = rendered[-1]["spec"]
+    assert (operator["replicas"], operator["strategy"]) == (1, {"type": "Recreate"})
