@@ -46,8 +46,11 @@ async def test_pod_only_change_then_config_hash_unchanged(
     await systems.patch(client, {"spec": limits})
 
     def strategy_memory() -> str | None:
-        container = systems.deployment(api, "demo", "strategy")["spec"]["template"]["spec"]
-        return container["containers"][0]["resources"]["limits"].get("memory")
+        found = systems.deployment(api, "demo", "strategy")
+        if found is None:
+            return None
+        pod = found["spec"]["template"]["spec"]
+        return pod["containers"][0]["resources"]["limits"].get("memory")
 
     await eventually(lambda: strategy_memory() == "1Gi", what="new limit")
     assert _hash(api, "risk") == before and _hash(api, "strategy") == before
