@@ -7,8 +7,10 @@
     tradingsystem backtest --strategy ... --data spy.csv --grid fast=5,10,20 \\
         --grid slow=50,100,200 --sort-by sharpe
 
-Every `BacktestConfig` field is an option (`--initial-cash`, `--fill`, `--spread-bps`, ...), or
-comes from `--config FILE` (YAML); options win. Prints a stats table (a progress bar on stderr
+`--system FILE` runs the risk manager with that TradingSystem's risk config (limits, circuit
+breaker, stops), initial cash excepted. Every `BacktestConfig` field is an option
+(`--initial-cash`, `--fill`, `--spread-bps`, ...), or comes from `--config FILE` (YAML); options
+win. Prints a stats table (a progress bar on stderr
 while it runs), or with `--json` the whole result (stats, round trips, equity curve) as JSON.
 """
 
@@ -24,6 +26,7 @@ import pydantic
 import yaml
 
 from components.backtest.config import BacktestConfig
+from components.core.config import RiskConfig, load_spec
 from components.core.errors import ConfigError
 
 EXIT_OK = 0
@@ -45,6 +48,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--symbol", help="symbol of rows without a symbol column")
     parser.add_argument("--timeframe-s", type=int, help="bar length, if not the smallest gap")
     parser.add_argument("--config", type=Path, help="YAML file of backtest settings")
+    parser.add_argument(
+        "--system",
+        type=Path,
+        help="a TradingSystem spec or manifest: its risk config (limits, breaker, stops) applies",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--report", type=Path, help="write an HTML report here")
     parser.add_argument(
@@ -115,14 +123,15 @@ def main(args: argparse.Namespace) -> int:
 
     config = _config(args)
     params = _mapping(args.params, "--params")
+    risk = load_spec(args.system)[1].risk if args.system is not None else None
     if args.grid:
-        return _sweep(args, config, params)
+        return _sweep(args, config, params, risk)
     strategy = load_strategy(args.strategy, params, SOURCE)
     started = time.perf_counter()
     events = data.load_all(args.data, args.symbol, args.timeframe_s)
     loaded = time.perf_counter()
     run = _with_progress(
-        lambda progress: Backtest(strategy, config).run(events, progress),
+        lambda progress: Backtest(strategy, config, risk).run(events, progress),
         len(events),
         "backtest",
         quiet=args.json,
@@ -179,7 +188,12 @@ def _print_stats(
     )
 
 
-def _sweep(args: argparse.Namespace, config: BacktestConfig, params: dict[str, Any]) -> int:
+def _sweep(
+    args: argparse.Namespace,
+    config: BacktestConfig,
+    params: dict[str, Any],
+    risk: RiskConfig | None,
+) -> int:
     from components.backtest import stats, sweep
     from components.backtest.report import format_value
 
@@ -199,6 +213,7 @@ def _sweep(args: argparse.Namespace, config: BacktestConfig, params: dict[str, A
             config,
             [str(p) for p in args.data],
             sort_by=args.sort_by,
+            risk=risk,
             workers=args.workers,
             symbol=args.symbol,
             timeframe_s=args.timeframe_s,

@@ -1,17 +1,23 @@
 """The event-driven backtest: market events in time order, on a simulated clock, through the same
-strategy, risk limits, simulated exchange and position book as a live run.
+strategy, risk manager and simulated exchange as a live run.
 
 What each part does, and whose code it is:
 
 - the strategy (`components.strategy`) sees every bar (and quote, trade, fill, timer tick it
   handles) and returns intents, exactly as in `strategy.service`;
 - each intent becomes `Signal`s sized here (the live engine sizes with `order_quantity`), which
-  the risk manager's limits (`risk.limits`) approve or reject;
-- an approved signal is an `Order` that the simulated exchange (`execution.venues.matching`)
-  fills against a quote, charging its fees; for bar data the quote is made from the fill price
-  (the next bar's open or this bar's close) with the configured spread and slippage;
-- fills are booked by the risk manager's `PositionBook` (`risk.positions`): cash, positions,
-  realized P&L and fees come from it, and so does every round trip's P&L.
+  the risk manager approves or rejects (`backtest.risk`: its own engine when the backtest has a
+  risk config, its limits and book alone otherwise, which decide alike);
+- an approved order goes to the simulated exchange (`execution.venues.matching`), whose reports
+  pass through the execution engine's order lifecycle (`execution.lifecycle`); it fills against a
+  quote, charging its fees and slippage; for bar data the quote is made from the fill price (the
+  next bar's open or this bar's close) with the configured spread;
+- fills and order updates go back to the risk manager, whose position book (`risk.positions`)
+  holds cash, positions, realized P&L and fees; every round trip's P&L is read from it.
+
+Given a risk config (`risk=`, e.g. a TradingSystem spec's), the risk manager sees every price, so
+its circuit breaker and stops act as they would live (a stop's exit fills at the price that hit
+it). Without one, only the backtest's `max_position` / `max_notional` limit anything.
 
 Time is the data's: the clock is set to each event's time (a bar's open when it fills pending
 orders, its close when the strategy sees it), and everything stamped (fills, ids) follows it, so
@@ -26,14 +32,14 @@ from collections.abc import Callable, Sequence
 from decimal import ROUND_FLOOR, Decimal
 from typing import NamedTuple
 
+from components.backtest import risk as gates
 from components.backtest.config import BacktestConfig
-from components.core.config import SimulatedVenueConfig
+from components.core.config import RiskConfig, SimulatedVenueConfig, TradingSystemSpec
 from components.core.errors import ConfigError
 from components.core.events import Bar, Fill, Order, OrderStatus, Quote, Side, Signal
 from components.core.events import Trade as TradePrint
 from components.execution import lifecycle
 from components.execution.venues.matching import MatchingEngine
-from components.risk import limits
 from components.risk.positions import PositionBook
 from components.strategy.base import Intent, Strategy
 
@@ -105,6 +111,10 @@ class BacktestRun:
     book: PositionBook
 
 
+def _time(event: Event) -> int:
+    return event.ts_open_ns if isinstance(event, Bar) else event.ts_event_ns
+
+
 def _check_fill_model(config: BacktestConfig, events: Sequence[Event]) -> None:
     if not events:
         return
@@ -120,9 +130,14 @@ def _check_fill_model(config: BacktestConfig, events: Sequence[Event]) -> None:
 class Backtest:
     """One run of one strategy over one series of events; `run` once."""
 
-    def __init__(self, strategy: Strategy, config: BacktestConfig) -> None:
+    def __init__(
+        self, strategy: Strategy, config: BacktestConfig, risk: RiskConfig | None = None
+    ) -> None:
         self.strategy = strategy
         self.config = config
+        self.risk_config = risk
+        self.monitor = risk is not None  # every price to the risk engine: breaker and stops act
+        self.risk: gates.RiskGate | None = None  # made by `run`, which knows the symbols
         self.now_ns = 0
         venue = SimulatedVenueConfig(
             latency_ms=0,
@@ -133,12 +148,6 @@ class Backtest:
             tick_size=config.tick_size,
         )
         self.exchange = MatchingEngine(venue, self._clock)
-        self.book = PositionBook(config.initial_cash)
-        self.limits: list[limits.Limit] = []
-        if config.max_position is not None:
-            self.limits.append(limits.MaxPosition(config.max_position))
-        if config.max_notional is not None:
-            self.limits.append(limits.MaxNotional(config.max_notional))
         self.quotes: dict[str, Quote] = {}
         self.equity: list[EquityPoint] = []
         self.round_trips: list[RoundTrip] = []
@@ -156,6 +165,33 @@ class Backtest:
     def _clock(self) -> int:
         return self.now_ns
 
+    @property
+    def book(self) -> PositionBook:
+        """The risk manager's position book: the one account of the run."""
+        assert self.risk is not None, "run() makes the risk gate"
+        return self.risk.book
+
+    def _risk_spec(self, symbols: list[str]) -> TradingSystemSpec:
+        config = self.config
+        risk = self.risk_config or RiskConfig(limits=gates.NO_LIMITS, breaker=gates.NO_BREAKER)
+        updates: dict[str, Decimal] = {}
+        if config.max_position is not None:
+            updates["max_position"] = config.max_position
+        if config.max_notional is not None:
+            updates["max_notional"] = config.max_notional
+        document = {
+            "symbols": symbols,
+            "risk": {
+                **risk.model_dump(mode="json"),
+                "initial_cash": str(config.initial_cash),
+                "limits": {**risk.limits.model_dump(mode="json"), **updates},
+            },
+        }
+        try:
+            return TradingSystemSpec.model_validate(document)
+        except ValueError as exc:
+            raise ConfigError("backtest", [f"the risk manager's config: {exc}"]) from exc
+
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self, events: Sequence[Event], progress: Progress | None = None) -> BacktestRun:
@@ -165,6 +201,10 @@ class Backtest:
         trade's price with the configured spread): another pairing is a `ConfigError`.
         """
         _check_fill_model(self.config, events)
+        symbols = sorted({event.symbol for event in events})
+        spec = self._risk_spec(symbols or ["NONE"])
+        self.risk = gates.FullRisk(spec) if self.monitor else gates.LimitsOnly(spec)
+        self.risk.start(_time(events[0]) if events else 0)
         strategy = self.strategy
         on_bar = strategy.on_bar
         on_quote = strategy.on_quote if strategy.handles("on_quote") else None
@@ -175,7 +215,9 @@ class Backtest:
         if timer_ns is not None and timer_ns <= 0:
             raise ConfigError("backtest", [f"timer_interval_s: must be > 0 (was {timer_ns} ns)"])
         fill_at_open = self.config.fill == "next_open"
+        monitor = self.monitor
         book = self.book
+        risk = self.risk
         last = self._last
         for count, event in enumerate(events, 1):
             if isinstance(event, Bar):
@@ -188,8 +230,10 @@ class Backtest:
                 now = self.now_ns = event.ts_close_ns
                 if timer_ns is not None:
                     self._timers(timer_ns, now)
-                book.mark(symbol, event.close)
                 last[symbol] = event.close
+                if monitor:
+                    self._quote_for(symbol)  # the breaker and stops see every close
+                book.mark(symbol, event.close)  # after the quote's mid: the close as written
                 intent = on_bar(event)
             elif isinstance(event, Quote):
                 now = self.now_ns = event.ts_event_ns
@@ -202,8 +246,11 @@ class Backtest:
                 now = self.now_ns = event.ts_event_ns
                 if timer_ns is not None:
                     self._timers(timer_ns, now)
-                book.mark(event.symbol, event.price)
                 last[event.symbol] = event.price
+                risk.on_trade(event)
+                if monitor:
+                    self._quote_for(event.symbol)
+                book.mark(event.symbol, event.price)
                 intent = on_trade(event) if on_trade is not None else None
             if intent is not None:
                 self._intend(intent)
@@ -272,8 +319,13 @@ class Backtest:
         )
 
     def _quote(self, quote: Quote) -> None:
+        """The exchange and the risk engine see `quote`; exits the risk engine's stops approve
+        are sent at once."""
         self.quotes[quote.symbol] = quote
         self.exchange.on_quote(quote)
+        assert self.risk is not None
+        for exit_order in self.risk.on_quote(quote, self.now_ns):
+            self._submit(exit_order)
 
     # --- intents to orders ------------------------------------------------------------------
 
@@ -320,10 +372,10 @@ class Backtest:
         return (budget / unit_cost).to_integral_value(rounding=ROUND_FLOOR)
 
     def _execute(self, symbol: str, side: Side, quantity: Decimal, reason: str) -> bool:
-        """Check with the risk limits, then fill at the exchange; True once filled."""
-        number = next(self._ids)
+        """Ask the risk engine, then fill the approved order at the exchange; True once filled."""
+        assert self.risk is not None
         signal = Signal(
-            signal_id=f"bt-signal-{number}",
+            signal_id=f"bt-signal-{next(self._ids)}",
             strategy=self.strategy.name,
             symbol=symbol,
             side=side,
@@ -332,28 +384,16 @@ class Backtest:
             ts_origin_ns=self.now_ns,
             reason=reason,
         )
-        if self.limits:
-            exposures = {
-                s: limits.Exposure(h.quantity) for s, h in self.book.holdings.items() if h.quantity
-            }
-            for held in exposures:
-                self._quote_for(held)  # the notional limit values other positions at their mid
-            context = limits.Context(exposures, self.quotes)
-            for limit in self.limits:
-                rejection = limit.check(signal, context)
-                if rejection is not None:
-                    self._reject(symbol, side, quantity, rejection.message)
-                    return False
-        order = Order(
-            client_order_id=f"bt-{number}",
-            signal_id=signal.signal_id,
-            symbol=symbol,
-            side=side,
-            quantity=quantity,
-            ts_event_ns=self.now_ns,
-            ts_origin_ns=self.now_ns,
-        )
-        # The live engine's path: the exchange's reports through the order's lifecycle.
+        decision = self.risk.check(signal, self.now_ns)
+        if isinstance(decision, str):
+            self._reject(symbol, side, quantity, decision)
+            return False
+        return self._submit(decision)
+
+    def _submit(self, order: Order) -> bool:
+        """The live engine's path: the exchange's reports through the order's lifecycle, fills
+        and updates to the risk engine. True once (partly) filled."""
+        assert self.risk is not None
         state = lifecycle.OrderState(order, self.exchange.name)
         filled = False
         for report in self.exchange.submit(order):
@@ -361,8 +401,10 @@ class Backtest:
             if outcome.fill is not None:
                 self._book(outcome.fill)
                 filled = True
+            if outcome.update is not None:
+                self.risk.on_update(outcome.update, self.now_ns)
             if report.status is OrderStatus.REJECTED:
-                self._reject(symbol, side, quantity, report.reason)
+                self._reject(order.symbol, order.side, order.quantity, report.reason)
         return filled
 
     def _reject(self, symbol: str, side: Side, quantity: Decimal, reason: str) -> None:
@@ -382,7 +424,8 @@ class Backtest:
                 realized_before=holding.realized_pnl if holding else ZERO,
                 fees_before=holding.fees if holding else ZERO,
             )
-        book.apply_fill(fill)
+        assert self.risk is not None
+        self.risk.on_fill(fill, self.now_ns)
         self.fills.append(fill)
         self._exposed = any(h.quantity for h in book.holdings.values())
         holding = book.holdings[symbol]

@@ -5,6 +5,7 @@ input (nothing in it comes from the wall clock, a hash seed or a set's order).""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from components.backtest import stats
@@ -42,8 +43,13 @@ def summary(run: BacktestRun, params: dict[str, Any] | None = None) -> dict[str,
             }
             for rejected in run.rejected
         ],
-        "equity": [[point.ts_ns, str(point.equity)] for point in run.equity],
+        "equity": [[point.ts_ns, exact(point.equity)] for point in run.equity],
     }
+
+
+def exact(amount: Decimal) -> str:
+    """An exact amount in one spelling: 100.10 and 100.1000 (a mid price's digits) are "100.1"."""
+    return format(amount.normalize(), "f")
 
 
 def to_json(result: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from components.backtest import data, stats
 from components.backtest.config import BacktestConfig
 from components.backtest.engine import Backtest
+from components.core.config import RiskConfig
 from components.strategy.base import load_strategy
 
 # Stats where less is better: the ranking puts the smallest first.
@@ -39,9 +40,14 @@ def _load(paths: Sequence[str], symbol: str | None, timeframe_s: int | None) -> 
     _events = data.load_all(paths, symbol, timeframe_s)
 
 
-def run_point(class_path: str, params: dict[str, Any], config: BacktestConfig) -> dict[str, Any]:
+def run_point(
+    class_path: str,
+    params: dict[str, Any],
+    config: BacktestConfig,
+    risk: RiskConfig | None = None,
+) -> dict[str, Any]:
     strategy = load_strategy(class_path, params)
-    return stats.compute(Backtest(strategy, config).run(_events))
+    return stats.compute(Backtest(strategy, config, risk).run(_events))
 
 
 def sweep(
@@ -52,6 +58,7 @@ def sweep(
     paths: Sequence[str],
     *,
     sort_by: str = "sharpe",
+    risk: RiskConfig | None = None,
     workers: int | None = None,
     symbol: str | None = None,
     timeframe_s: int | None = None,
@@ -73,7 +80,7 @@ def sweep(
         initargs=([str(p) for p in paths], symbol, timeframe_s),
     ) as pool:
         futures = {
-            pool.submit(run_point, class_path, point, config): index
+            pool.submit(run_point, class_path, point, config, risk): index
             for index, point in enumerate(points)
         }
         for finished, future in enumerate(concurrent.futures.as_completed(futures), 1):

@@ -183,3 +183,26 @@ def test_backtest_when_example_strategy_on_example_data_then_it_trades(
     code = cli.main(["backtest", "--strategy", f"{example}:RsiReversion", "--data", str(data)])
     assert code == 0
     assert "Backtest of rsi_reversion" in capsys.readouterr().out
+
+
+def test_backtest_when_system_spec_has_stops_then_the_risk_manager_closes_losers(
+    daily: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    system = tmp_path / "system.yaml"
+    system.write_text(
+        "symbols: [WALK]\n"
+        "risk:\n"
+        "  limits: {max_position: 1000000, max_notional: 1000000000, max_order_value: 1000000000}\n"
+        "  breaker: {max_move_pct: 100, max_drawdown_pct: 100}\n"
+        "  stops: {stop_loss_pct: 1}\n"
+    )
+    assert backtest(daily, "--json", "--params", "{fast: 5, slow: 20}") == 0
+    without = json.loads(capsys.readouterr().out)
+    assert (
+        backtest(daily, "--json", "--params", "{fast: 5, slow: 20}", "--system", str(system)) == 0
+    )
+    with_stops = json.loads(capsys.readouterr().out)
+    # A 1 % stop cuts losing trades short: no round trip loses much more than 1 % (plus a gap).
+    worst = min(float(t["return_pct"]) for t in with_stops["trades"])
+    assert worst > -5 > min(float(t["return_pct"]) for t in without["trades"])
+    assert with_stops["stats"]["trades"] >= without["stats"]["trades"]

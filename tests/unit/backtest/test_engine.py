@@ -14,8 +14,10 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from components.backtest import results, stats
+from components.backtest import risk as gates
 from components.backtest.config import BacktestConfig
 from components.backtest.engine import Backtest, BacktestRun, Event
+from components.core.config import RiskConfig
 from components.core.errors import ConfigError
 from components.core.events import Bar, Fill, Quote, Side
 from components.core.events import Trade as TradePrint
@@ -335,3 +337,58 @@ def test_run_when_fill_model_does_not_suit_the_data_then_config_error(
     strategy = load_strategy(f"{__name__}:Scripted", {"signals": {}})
     with pytest.raises(ConfigError, match=message):
         Backtest(strategy, BacktestConfig(fill=fill)).run(events)  # type: ignore[arg-type]
+
+
+NO_RISK = RiskConfig(limits=gates.NO_LIMITS, breaker=gates.NO_BREAKER)
+
+
+@pytest.mark.parametrize(
+    ("signals", "config"),
+    [
+        (THREE_SIGNALS, HAND),
+        ({1: "buy", 3: "sell"}, {"quantity": "150", "max_position": "100"}),
+        (THREE_SIGNALS, {"fill": "close", "spread_bps": "30", "slippage_bps": "5"}),
+    ],
+)
+def test_run_when_no_breaker_or_stops_then_limits_only_decides_as_the_full_risk_engine(
+    signals: dict[int, str], config: dict[str, Any]
+) -> None:
+    """Without a risk config the backtest uses the limits and book alone; with a config whose
+    breaker cannot trip and without stops, the risk manager's whole engine: same result."""
+    strategy = load_strategy(
+        f"{__name__}:Scripted", {"signals": {str(k): v for k, v in signals.items()}}
+    )
+    lean = Backtest(strategy, BacktestConfig(**config)).run(bars(THREE_TRADES))
+    strategy = load_strategy(
+        f"{__name__}:Scripted", {"signals": {str(k): v for k, v in signals.items()}}
+    )
+    full = Backtest(strategy, BacktestConfig(**config), risk=NO_RISK).run(bars(THREE_TRADES))
+    assert results.to_json(results.summary(lean)) == results.to_json(results.summary(full))
+    assert [f.client_order_id for f in lean.fills] == [f.client_order_id for f in full.fills]
+
+
+def test_run_when_risk_config_has_a_stop_loss_then_the_risk_manager_exits_at_the_close() -> None:
+    risk = RiskConfig(
+        limits=gates.NO_LIMITS, breaker=gates.NO_BREAKER, stops={"stop_loss_pct": "5"}
+    )
+    prices = [("100", "100"), ("100", "100"), ("100", "98"), ("98", "94"), ("94", "90")]
+    strategy = load_strategy(f"{__name__}:Scripted", {"signals": {"1": "buy"}})
+    done = Backtest(strategy, BacktestConfig(quantity=D(10)), risk=risk).run(bars(prices))
+    (trip,) = done.round_trips
+    # Bought at bar 2's open, 100; bar 3 closes at 94, 6 % down: the stop sells there.
+    assert (trip.entry_price, trip.exit_price, trip.pnl) == (D(100), D(94), D(-60))
+    assert trip.exit_ts_ns == START_NS + 4 * DAY_NS
+    assert [f.side for f in done.fills] == [Side.BUY, Side.SELL]
+
+
+def test_run_when_breaker_trips_then_the_risk_manager_rejects_new_entries() -> None:
+    risk = RiskConfig(
+        limits=gates.NO_LIMITS,
+        breaker={"max_move_pct": "5", "volatility_window_s": 86_400, "max_daily_loss": "1e9"},
+    )
+    prices = [("100", "100"), ("100", "110"), ("110", "110"), ("110", "110")]
+    strategy = load_strategy(f"{__name__}:Scripted", {"signals": {"2": "buy"}})
+    done = Backtest(strategy, BacktestConfig(), risk=risk).run(bars(prices))
+    assert done.fills == []
+    (rejected,) = done.rejected
+    assert rejected.reason.startswith("BREAKER_OPEN: symbol=AAPL")
