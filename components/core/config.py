@@ -448,6 +448,32 @@ class SlippageConfig(_Model):
     )
 
 
+class AlgoConfig(_Model):
+    """Large orders worked over time as child orders, each checked by the risk manager."""
+
+    kind: Literal["none", "twap", "vwap"] = Field(
+        "none", description="none, twap (equal slices) or vwap (slices along volume_curve)."
+    )
+    min_quantity: PositiveDecimal = Field(
+        Decimal(1000), description="Orders of at least this many shares are worked as parents."
+    )
+    duration_s: float = Field(60, gt=0, le=86_400, description="Time over which slices are sent.")
+    slices: int = Field(10, ge=2, le=1000, description="Number of child orders.")
+    volume_curve: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=list,
+        description="VWAP: relative volume of each slice (as many as slices); empty means the "
+        "U shape of a trading day (more at the open and the close).",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _curve_matches_slices(self) -> AlgoConfig:
+        if self.volume_curve and len(self.volume_curve) != self.slices:
+            raise ValueError(
+                f"volume_curve: has {len(self.volume_curve)} values, slices is {self.slices}"
+            )
+        return self
+
+
 class ExecutionConfig(_Model):
     venue: Literal["simulated", "alpaca-paper", "alpaca-live"] = Field(
         "simulated", description="Where orders are sent."
@@ -456,6 +482,7 @@ class ExecutionConfig(_Model):
     alpaca: AlpacaVenueConfig = Field(default_factory=AlpacaVenueConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     slippage: SlippageConfig = Field(default_factory=SlippageConfig)
+    algo: AlgoConfig = Field(default_factory=AlgoConfig)
     rate_limit_per_minute: int = Field(
         200, ge=1, le=100_000, description="Requests per minute to the venue (token bucket)."
     )

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from components.core.events import Fill, Order, OrderUpdate
-from components.execution import lifecycle
+from components.execution import algos, lifecycle
 from components.runtime import journal
 
 ORDER_LOG_NAME = "orders.log"
@@ -50,7 +50,38 @@ class FillConfirmed(journal.Record, tag="fill_confirmed"):
     fill_id: str
 
 
-Record = OrderReceived | OrderUpdated | OrderFilled | FillConfirmed
+class ParentStarted(journal.Record, tag="parent_started"):
+    """An order is worked by an algorithm (TWAP, VWAP) as these slices."""
+
+    parent_id: str
+    kind: str
+    slices: list[algos.Slice]
+
+
+class SliceSent(journal.Record, tag="slice_sent"):
+    """A slice's child went to the risk manager: approved as `client_order_id`, or not."""
+
+    parent_id: str
+    index: int
+    approved: bool
+    client_order_id: str | None = None
+    reason: str = ""
+
+
+Record = OrderReceived | OrderUpdated | OrderFilled | FillConfirmed | ParentStarted | SliceSent
+
+
+@dataclasses.dataclass
+class Parent:
+    """An order worked by an algorithm, and what became of its slices so far."""
+
+    kind: str
+    slices: list[algos.Slice]
+    sent: dict[int, SliceSent] = dataclasses.field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return all(part.index in self.sent for part in self.slices)
 
 
 @dataclasses.dataclass
@@ -61,6 +92,7 @@ class Orders:
     states: dict[str, lifecycle.OrderState] = dataclasses.field(default_factory=dict)
     unconfirmed: dict[str, Fill] = dataclasses.field(default_factory=dict)
     traces: dict[str, str] = dataclasses.field(default_factory=dict)
+    parents: dict[str, Parent] = dataclasses.field(default_factory=dict)
     torn_lines: int = 0
 
     @property
@@ -94,6 +126,12 @@ class Orders:
             self.unconfirmed[record.fill.fill_id] = record.fill
         elif isinstance(record, FillConfirmed):
             self.unconfirmed.pop(record.fill_id, None)
+        elif isinstance(record, ParentStarted):
+            self.parents[record.parent_id] = Parent(record.kind, list(record.slices))
+        elif isinstance(record, SliceSent):
+            parent = self.parents.get(record.parent_id)
+            if parent is not None:
+                parent.sent[record.index] = record
 
 
 def read(path: Path) -> journal.Replay[Record]:

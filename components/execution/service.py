@@ -13,6 +13,10 @@ Fills are re-sent until the risk manager confirms it booked them (`FillBooked` o
 not be lost to a restarting broker or risk manager. The confirmations are logged too, so a
 restarted engine re-sends only what was never confirmed.
 
+Each order carries a pre-trade slippage estimate (`slippage`); each fill's realized slippage is
+exported. An order of at least `algo.min_quantity` is worked as a TWAP/VWAP parent (`algos`):
+released at the risk manager and sent as children, each checked by the risk manager.
+
 On start, before it takes any order, it reconciles every order of its log that was not terminal
 with the venue (by client order id), and loads the venue's open orders and positions. While the
 risk manager's breaker is open (`risk.state`) it refuses new orders. On shutdown (SIGTERM) it
@@ -26,16 +30,18 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from decimal import Decimal
 from typing import Any
 
 import prometheus_client as prom
 
 from components.core import topics, wire
+from components.core.errors import BusError
 from components.core.events import (
     Bar,
     BreakerState,
+    CheckSignal,
     Fill,
     FillBooked,
     Order,
@@ -43,8 +49,9 @@ from components.core.events import (
     OrderUpdate,
     Quote,
     RiskState,
+    SignalChecked,
 )
-from components.execution import lifecycle, orderlog, slippage, venues
+from components.execution import algos, lifecycle, orderlog, slippage, venues
 from components.execution.gateway import Gateway, GatewayMetrics, SubmitFailed
 from components.execution.ratelimit import TokenBucket
 from components.execution.retry import Backoff
@@ -128,6 +135,12 @@ class ExecutionMetrics:
             buckets=slippage_buckets,
             registry=registry,
         )
+        self.algo_slices = prom.Counter(
+            "execution_algo_slices",
+            "Child orders of TWAP/VWAP parents sent to the risk manager, by outcome.",
+            ["kind", "outcome"],
+            registry=registry,
+        )
         self.tick_to_order = prom.Histogram(
             "execution_tick_to_order_seconds",
             "From the market data that caused an order to its arrival at execution.",
@@ -166,6 +179,8 @@ class ExecutionEngine(Component):
         self._fills_sent_at: dict[str, float] = {}  # fill id -> monotonic time of the last send
         self._unresolved: set[str] = set()  # sent, fate unknown: looked up again later
         self._tasks: set[asyncio.Task[None]] = set()
+        # Asks the risk manager to check a child order (set in `run`, or by a test).
+        self.check_signal: Callable[[CheckSignal], Awaitable[SignalChecked]] | None = None
 
     def restore(self) -> None:
         """Open the order log under the data directory: every id in it is spent."""
@@ -192,8 +207,21 @@ class ExecutionEngine(Component):
                 topics.RISK_STATE,
             ]
         )
+        requester = self.bus.requester()
+        timeout_s = self.spec.strategy.risk_timeout_ms / 1000
+
+        async def check_signal(request: CheckSignal) -> SignalChecked:
+            reply = await requester.request(topics.RISK_CHECK, request, timeout_s=timeout_s)
+            if not isinstance(reply.payload, SignalChecked):
+                raise BusError(f"risk answered {type(reply.payload).__name__}")
+            return reply.payload
+
+        self.check_signal = check_signal
         await self.venue.start()
         await self.reconcile()
+        for parent_id, parent in self.orders.parents.items():
+            if not parent.done:
+                self._spawn(self._work_parent(parent_id))
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._consume(subscriber))
             tasks.create_task(self._forward_reports())
@@ -360,6 +388,9 @@ class ExecutionEngine(Component):
             return
         # pending_new: execution owns the order. Not logged again: `OrderReceived` says as much.
         self._publish_update(state.update(now), logged=False)
+        if algos.works(self.spec.execution.algo, order):
+            self._start_parent(state, now)
+            return
         started = time.perf_counter()
         try:
             ack = await self.gateway.submit(order)
@@ -387,7 +418,84 @@ class ExecutionEngine(Component):
         )
         self.on_report(ack)
 
-    def _refusal(self, order: Order, now_ns: int) -> str:
+    # --- TWAP / VWAP parents ----------------------------------------------------------------
+
+    def _start_parent(self, state: lifecycle.OrderState, now_ns: int) -> None:
+        """Work `state`'s order as slices; release its reservation at the risk manager (each
+        child is checked and reserved on its own)."""
+        assert self._log is not None
+        config = self.spec.execution.algo
+        slices = algos.schedule(config, state.order.quantity, now_ns)
+        record = orderlog.ParentStarted(
+            ts_logged_ns=now_ns, parent_id=state.client_order_id, kind=config.kind, slices=slices
+        )
+        self._log.append(record)
+        self.orders.apply(record)
+        reason = f"SLICED: algo={config.kind}, children={len(slices)}"
+        log.info(
+            "Order %s is worked as %d %s slices.", state.client_order_id, len(slices), config.kind
+        )
+        self._publish_update(state.force(OrderStatus.CANCELED, reason, now_ns))
+        self._spawn(self._work_parent(state.client_order_id))
+
+    async def _work_parent(self, parent_id: str) -> None:
+        parent = self.orders.parents[parent_id]
+        order = self.orders.states[parent_id].order
+        for part in parent.slices:
+            if part.index in parent.sent:
+                continue  # sent before a restart: the risk manager knows its signal id
+            delay_s = (part.due_ns - time.time_ns()) / 1e9
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+            now = time.time_ns()
+            refusal = self._refusal(order, now, check_age=False)
+            if refusal:
+                self._slice_sent(parent_id, part, None, refusal)
+                continue
+            request = CheckSignal(
+                signal=algos.child_signal(order, part, parent.kind, now),
+                deadline_ns=now + self.spec.strategy.risk_timeout_ms * 1_000_000,
+            )
+            reply: SignalChecked | None = None
+            error = ""
+            for _ in range(3):  # the same signal id each time: one order at most
+                assert self.check_signal is not None
+                try:
+                    reply = await self.check_signal(request)
+                    break
+                except BusError as exc:
+                    error = f"RISK_UNAVAILABLE: {exc}"
+            if reply is None:
+                self._slice_sent(parent_id, part, None, error)
+            elif reply.approved:
+                self._slice_sent(parent_id, part, reply.client_order_id, "")
+            else:
+                self._slice_sent(parent_id, part, None, reply.reason)
+        log.info("Parent order %s: every slice sent.", parent_id)
+
+    def _slice_sent(
+        self, parent_id: str, part: algos.Slice, client_order_id: str | None, reason: str
+    ) -> None:
+        assert self._log is not None
+        parent = self.orders.parents[parent_id]
+        record = orderlog.SliceSent(
+            ts_logged_ns=time.time_ns(),
+            parent_id=parent_id,
+            index=part.index,
+            approved=client_order_id is not None,
+            client_order_id=client_order_id,
+            reason=reason,
+        )
+        self._log.append(record)
+        self.orders.apply(record)
+        outcome = "approved" if client_order_id else reason.partition(":")[0].lower() or "rejected"
+        self.metrics.algo_slices.labels(parent.kind, outcome).inc()
+        if client_order_id:
+            log.info("Slice %d of %s approved as order %s.", part.index, parent_id, client_order_id)
+        else:
+            log.warning("Slice %d of %s not sent: %s.", part.index, parent_id, reason)
+
+    def _refusal(self, order: Order, now_ns: int, *, check_age: bool = True) -> str:
         """Why `order` must not be sent, or "": halted, breaker open, bad id, or too old."""
         if self.spec.halted:
             return "HALTED: by=spec.halted"
@@ -396,7 +504,7 @@ class ExecutionEngine(Component):
         if not CLIENT_ORDER_ID.match(order.client_order_id):
             return f"INVALID_CLIENT_ORDER_ID: length={len(order.client_order_id)}, max=48"
         age_ms = (now_ns - order.ts_event_ns) / 1e6
-        if age_ms > self.spec.risk.approval_timeout_ms:
+        if check_age and age_ms > self.spec.risk.approval_timeout_ms:
             # The risk manager has expired (or will expire) this approval: sending it now would
             # make a position the risk manager no longer counts as pending.
             return (
@@ -531,6 +639,11 @@ class ExecutionEngine(Component):
             "unresolved_orders": sorted(self._unresolved),
             "unconfirmed_fills": sorted(self.orders.unconfirmed),
             "venue_positions": {s: str(q) for s, q in sorted(self.venue_positions.items())},
+            "algo_parents": {
+                parent_id: f"{len(parent.sent)}/{len(parent.slices)} slices sent"
+                for parent_id, parent in self.orders.parents.items()
+                if not parent.done
+            },
             "rate_limiter": {
                 "waits": self.limiter.waits,
                 "waited_s": round(self.limiter.waited_s, 3),
