@@ -376,6 +376,26 @@ class RiskConfig(_Model):
     )
 
 
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class SimulatedFaultsConfig(_Model):
+    """Faults the simulated venue injects (tests, drills): each a probability per request or
+    per report, drawn from a seeded generator so that a run can be replayed."""
+
+    seed: int = Field(0, description="Seed of the fault generator.")
+    rate_limit: Probability = Field(0, description="A request starts a burst of 429s.")
+    burst: int = Field(3, ge=1, le=1000, description="429s in a burst.")
+    retry_after_s: float = Field(0.05, ge=0, le=60, description="What a 429 says to wait.")
+    server_error: Probability = Field(0, description="A request fails with a 5xx, not acted on.")
+    dropped: Probability = Field(0, description="A request's connection drops, not acted on.")
+    accept_then_timeout: Probability = Field(
+        0, description="An order is taken, but its answer never comes."
+    )
+    duplicate_report: Probability = Field(0, description="A report is delivered twice.")
+    reorder_report: Probability = Field(0, description="A report is held back behind the next.")
+
+
 class SimulatedVenueConfig(_Model):
     """The simulated exchange's fill model (the same in live runs, backtests and tests)."""
 
@@ -405,6 +425,9 @@ class SimulatedVenueConfig(_Model):
         "otherwise a marketable order fills completely at the quote.",
     )
     tick_size: PositiveDecimal = Field(Decimal("0.01"), description="Price increment.")
+    faults: SimulatedFaultsConfig | None = Field(
+        None, description="Inject faults around the simulated venue (off when absent)."
+    )
 
 
 class AlpacaVenueConfig(_Model):

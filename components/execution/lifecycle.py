@@ -65,6 +65,11 @@ class InvalidTransition(ValueError):
         self.reported = reported
 
 
+class InvalidReport(ValueError):
+    """A venue report that cannot be applied: a fill without a usable price, or a quantity that
+    is not a finite number."""
+
+
 @dataclasses.dataclass
 class Outcome:
     """What one report changed: a new fill to publish, a status update to publish, or neither.
@@ -104,7 +109,9 @@ class OrderState:
         return self.notional / self.filled if self.filled else None
 
     def apply(self, report: Report) -> Outcome:
-        """Take one venue report: the fill it adds, the status it moves to."""
+        """Take one venue report: the fill it adds, the status it moves to.
+        `InvalidReport` (nothing applied) when it cannot be taken."""
+        self._check(report)
         outcome = Outcome()
         if report.venue_order_id and not self.venue_order_id:
             self.venue_order_id = report.venue_order_id
@@ -128,6 +135,20 @@ class OrderState:
         outcome.update = self.update(report.ts_event_ns)
         return outcome
 
+    def _check(self, report: Report) -> None:
+        if not report.filled_quantity.is_finite() or report.filled_quantity < 0:
+            raise InvalidReport(f"order {self.client_order_id}: filled {report.filled_quantity}")
+        if report.filled_quantity <= self.filled:
+            return
+        quantity = report.filled_quantity - self.filled
+        exact = report.last_price is not None and report.last_quantity == quantity
+        price = report.last_price if exact else report.avg_fill_price
+        if price is None or not price.is_finite() or price <= 0:
+            raise InvalidReport(
+                f"order {self.client_order_id}: filled {report.filled_quantity} without a "
+                f"usable price (last {report.last_price}, average {report.avg_fill_price})"
+            )
+
     def _status_after(self, reported: OrderStatus) -> OrderStatus:
         """The status a report leads to. Fill statuses follow the filled quantity, so that a
         fill after a cancel request or acknowledgement leaves the order pending cancel or
@@ -146,8 +167,8 @@ class OrderState:
             price, fee = report.last_price, report.last_fee
         else:
             # Executions were missed (a gap in the stream, a restart): the venue's average over
-            # everything filled gives the price of what we had not seen.
-            assert report.avg_fill_price is not None, "a venue reports a price with a quantity"
+            # everything filled gives the price of what we had not seen (`_check` made sure).
+            assert report.avg_fill_price is not None
             price = (report.avg_fill_price * report.filled_quantity - self.notional) / quantity
             fee = report.last_fee if report.last_quantity == quantity else ZERO
         self.filled = report.filled_quantity

@@ -103,6 +103,11 @@ class ExecutionMetrics:
             "Venue reports behind what the order already had (duplicates, out of order), ignored.",
             registry=registry,
         )
+        self.invalid_reports = prom.Counter(
+            "execution_invalid_reports",
+            "Venue reports skipped because they cannot be applied (a fill without a price).",
+            registry=registry,
+        )
         self.unknown_reports = prom.Counter(
             "execution_unknown_order_reports",
             "Venue reports about orders this engine never sent, ignored.",
@@ -541,7 +546,20 @@ class ExecutionEngine(Component):
                 report.client_order_id,
             )
             return
-        outcome = state.apply(report)
+        try:
+            outcome = state.apply(report)
+        except lifecycle.InvalidReport as exc:
+            self.metrics.invalid_reports.inc()
+            log.error("Skipped a report from %s that cannot be applied: %s.", self.venue.name, exc)
+            return
+        if report.filled_quantity > state.order.quantity:
+            log.error(
+                "Order %s is overfilled at %s: %s of %s (applied: the venue's fills are real).",
+                report.client_order_id,
+                self.venue.name,
+                report.filled_quantity,
+                state.order.quantity,
+            )
         if outcome.stale:
             self.metrics.stale_reports.inc()
         if outcome.refused is not None:

@@ -11,7 +11,15 @@ def build(config: ExecutionConfig) -> Venue:
     if config.venue == "simulated":
         from components.execution.venues.simulated import SimulatedExchange
 
-        return SimulatedExchange(config.simulated)
+        exchange = SimulatedExchange(config.simulated)
+        faults = config.simulated.faults
+        if faults is None:
+            return exchange
+        import random
+
+        from components.execution.venues.faults import FaultyVenue
+
+        return FaultyVenue(exchange, faults, random.Random(faults.seed))
     from components.execution.venues.alpaca import AlpacaVenue
 
     return AlpacaVenue.from_config(config)

@@ -1,6 +1,7 @@
 """A venue wrapped in faults, for tests and the fault campaign: what a real venue does on a bad day.
 
-`FaultyVenue(venue, faults, rng)` fails requests before they reach the venue (429 bursts, 5xx,
+`FaultyVenue(venue, faults, rng)` (`faults`: `SimulatedFaultsConfig`, the probability of each
+fault per request or report) fails requests before they reach the venue (429 bursts, 5xx,
 dropped connections), accepts an order and then never answers (accept-then-timeout), and
 delivers reports twice or out of order. Every fault is drawn from the seeded `rng`, so a failing
 run can be replayed, and counted in `injected`.
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import random
 from decimal import Decimal
 
+from components.core.config import SimulatedFaultsConfig as Faults
 from components.core.events import Order, Quote
 from components.execution.venues.base import (
     OutcomeUnknown,
@@ -22,20 +23,6 @@ from components.execution.venues.base import (
     Venue,
     VenueUnavailable,
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class Faults:
-    """Probability of each fault per request (or per report)."""
-
-    rate_limit: float = 0.0  # starts a burst of `burst` 429s
-    burst: int = 3
-    retry_after_s: float = 0.01
-    server_error: float = 0.0  # 5xx before the venue acts
-    dropped: float = 0.0  # connection dropped before the venue acts
-    accept_then_timeout: float = 0.0  # the venue takes the order; the answer never comes
-    duplicate_report: float = 0.0
-    reorder_report: float = 0.0  # hold a report back and deliver it after the next one
 
 
 class FaultyVenue(Venue):

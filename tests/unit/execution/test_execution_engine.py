@@ -14,7 +14,7 @@ import prometheus_client as prom
 import pytest
 
 from components.core import topics, wire
-from components.core.config import TradingSystemSpec
+from components.core.config import ExecutionConfig, TradingSystemSpec
 from components.core.events import (
     BreakerState,
     Fill,
@@ -27,8 +27,11 @@ from components.core.events import (
     RiskState,
     Side,
 )
-from components.execution import orderlog, service
+from components.execution import orderlog, service, venues
 from components.execution.service import ExecutionEngine
+from components.execution.venues.base import Report
+from components.execution.venues.faults import FaultyVenue
+from components.execution.venues.simulated import SimulatedExchange
 from components.runtime.settings import BrokerEndpoints
 from tests.conftest import RecordingPublisher, make_settings
 from tests.factories import quote
@@ -306,3 +309,35 @@ async def test_reconcile_when_open_orders_unknown_to_a_restarted_venue_then_clos
         )
         == 1
     )
+
+
+async def test_on_report_when_fill_has_no_price_then_skipped_counted_and_engine_goes_on(
+    spec: TradingSystemSpec, start: Start
+) -> None:
+    engine = start(spec)
+    await deliver(engine, order(limit_price="90"))  # rests
+    bad = Report(
+        client_order_id="c1",
+        venue_order_id="v",
+        symbol="AAPL",
+        side=Side.BUY,
+        status=OrderStatus.PARTIALLY_FILLED,
+        quantity=D(10),
+        filled_quantity=D(4),
+        avg_fill_price=None,
+        ts_event_ns=1,
+    )
+    engine.on_report(bad)
+    assert engine.registry.get_sample_value("execution_invalid_reports_total") == 1
+    assert engine.orders.states["c1"].filled == 0 and _fills_sent(engine) == []
+    engine.on_report(msgspec.structs.replace(bad, avg_fill_price=D("89.99")))
+    assert engine.orders.states["c1"].filled == D(4)
+
+
+def test_build_when_simulated_faults_configured_then_venue_wrapped_in_them() -> None:
+    plain = venues.build(ExecutionConfig())
+    faulty = venues.build(
+        ExecutionConfig.model_validate({"simulated": {"faults": {"seed": 3, "server_error": 0.2}}})
+    )
+    assert isinstance(plain, SimulatedExchange)
+    assert isinstance(faulty, FaultyVenue) and faulty.faults.server_error == 0.2

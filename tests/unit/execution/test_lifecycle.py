@@ -145,3 +145,21 @@ def test_apply_when_rejected_by_venue_then_terminal_with_reason() -> None:
 
 def msgspec_fields(value: Report) -> dict[str, object]:
     return {name: getattr(value, name) for name in value.__struct_fields__}
+
+
+@pytest.mark.parametrize(
+    ("filled", "avg", "last", "last_price"),
+    [
+        ("4", None, "0", None),
+        ("4", "0", "0", None),
+        ("4", None, "4", "-1"),
+        ("NaN", None, "0", None),
+    ],
+)
+def test_apply_when_fill_without_usable_price_then_invalid_and_nothing_applied(
+    filled: str, avg: str | None, last: str, last_price: str | None
+) -> None:
+    order = state()
+    with pytest.raises(lifecycle.InvalidReport):
+        order.apply(report(S.PARTIALLY_FILLED, filled, avg, last, last_price))
+    assert (order.filled, order.status, order.fills) == (D(0), S.PENDING_NEW, [])
