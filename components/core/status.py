@@ -9,7 +9,8 @@ the Condition shape of `metav1.Condition`, so that `kubectl wait --for=condition
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,7 +45,8 @@ class ComponentStatus(_Status):
 
 class BreakerTransition(_Status):
     state: BreakerState
-    reason: str = ""
+    trigger: str = ""
+    reason: str = Field("", max_length=1024)
     ts_ns: int = Field(0, ge=0)
 
 
@@ -52,12 +54,33 @@ class BreakerStatus(_Status):
     """The risk manager's breaker, as it reported it (or as the operator polled it)."""
 
     state: BreakerState
+    trigger: str = Field("", description="What tripped or reset it, e.g. daily_loss, manual.")
     reason: str = Field("", max_length=1024)
     since_ns: int = Field(0, ge=0)
     history: list[BreakerTransition] = Field(default_factory=list, max_length=HISTORY_LENGTH)
     reported_by: Literal["risk", "poll"] = Field(
         "risk", description="risk: patched by the risk manager; poll: read from its /status."
     )
+
+    @classmethod
+    def from_risk(cls, breaker: Mapping[str, Any], reported_by: str) -> BreakerStatus:
+        """From the `breaker` of the risk manager's /status JSON (raises ValidationError)."""
+        keys = set(BreakerTransition.model_fields)
+        history = [
+            {key: value for key, value in entry.items() if key in keys}
+            for entry in breaker.get("history") or []
+            if isinstance(entry, Mapping)
+        ]
+        return cls.model_validate(
+            {
+                "state": breaker.get("state"),
+                "trigger": str(breaker.get("trigger") or ""),
+                "reason": str(breaker.get("reason") or "")[:1024],
+                "since_ns": breaker.get("since_ns") or 0,
+                "history": history[-HISTORY_LENGTH:],
+                "reported_by": reported_by,
+            }
+        )
 
 
 class PositionsSummary(_Status):

@@ -38,7 +38,7 @@ from components.core.events import (
     SignalChecked,
     Trade,
 )
-from components.risk import breaker, lifecycle, limits, records, statelog
+from components.risk import breaker, kube_status, lifecycle, limits, records, statelog
 from components.risk.engine import RiskEngine
 from components.risk.metrics import RiskMetrics
 from components.runtime.bus import Publisher, Subscriber
@@ -62,6 +62,8 @@ class RiskManager(Component):
         self._store: statelog.StateStore | None = None
         self._publisher: Publisher | None = None
         self._admin_token = os.environ.get(ADMIN_TOKEN_ENV, "")
+        # On Kubernetes only (TS_KUBE_NAMESPACE): the breaker reported to the operator.
+        self._kube = kube_status.from_environment(self.settings.system_name, self.registry)
 
     @property
     def state(self) -> statelog.LoggedState:
@@ -127,6 +129,8 @@ class RiskManager(Component):
             tasks.create_task(responder.serve(topics.RISK_CHECK, self.on_check_signal))
             tasks.create_task(self._consume(subscriber))
             tasks.create_task(self._keep_time())
+            if self._kube is not None:
+                tasks.create_task(self._kube.run())
 
     async def close(self) -> None:
         if self._store is not None:
@@ -306,8 +310,11 @@ class RiskManager(Component):
 
     def publish_state(self, now_ns: int) -> None:
         self._update_gauges()
+        state = self.risk_state(now_ns)
         if self._publisher is not None:
-            self._publisher.publish(topics.RISK_STATE, self.risk_state(now_ns), ts_event_ns=now_ns)
+            self._publisher.publish(topics.RISK_STATE, state, ts_event_ns=now_ns)
+        if self._kube is not None:
+            self._kube.report(state, self.breaker_status())
 
     def _update_gauges(self) -> None:
         book = self.state.book

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pydantic
 
-from components.core.status import HISTORY_LENGTH, BreakerStatus
+from components.core.status import BreakerStatus
 from trading_operator import metrics, names
 
 log = logging.getLogger(__name__)
@@ -32,16 +32,8 @@ async def poll(session: aiohttp.ClientSession, url: str) -> BreakerStatus | None
     if not isinstance(breaker, dict):
         metrics.POLLS.labels("no_breaker").inc()
         return None
-    history = breaker.get("history") if isinstance(breaker.get("history"), list) else []
-    fields = {"state", "reason", "since_ns"}
     try:
-        report = BreakerStatus.model_validate(
-            {
-                **{key: value for key, value in breaker.items() if key in fields},
-                "history": history[-HISTORY_LENGTH:],
-                "reported_by": "poll",
-            }
-        )
+        report = BreakerStatus.from_risk(breaker, "poll")
     except pydantic.ValidationError as exc:
         metrics.POLLS.labels("invalid").inc()
         log.warning("Risk manager at %s reported an unreadable breaker: %s.", url, exc)
