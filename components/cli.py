@@ -120,10 +120,7 @@ def _component(name: str, config: Path) -> int:
 
 
 def kubectl_main(argv: Sequence[str] | None = None) -> int:
-    """`kubectl trading status|halt|resume|breaker` arrives with the operator (issue 7)."""
-    print(
-        "kubectl-trading: status, halt, resume and breaker arrive with the operator; "
-        "nothing is implemented yet.",
-        file=sys.stderr,
-    )
-    return EXIT_USAGE
+    """`kubectl trading status|halt|resume|breaker` (the `kubectl-trading` console script)."""
+    from components import kubectl_plugin
+
+    return kubectl_plugin.main(argv)
