@@ -17,10 +17,10 @@ import traceback
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from benchmarks import backtest, broker, codec, execution, indicators, latency
+from benchmarks import backtest, broker, codec, execution, indicators, latency, marketdata
 from benchmarks.results import Result
 
-BENCHMARKS: list[ModuleType] = [codec, broker, latency, indicators, backtest, execution]
+BENCHMARKS: list[ModuleType] = [codec, broker, latency, indicators, backtest, execution, marketdata]
 
 
 def _name(module: ModuleType) -> str:

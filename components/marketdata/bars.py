@@ -33,17 +33,6 @@ class _OpenBar:
         self.notional = trade.price * trade.size
         self.trade_count = 1
 
-    def add(self, trade: Trade) -> None:
-        price = trade.price
-        if price > self.high:
-            self.high = price
-        elif price < self.low:
-            self.low = price
-        self.close = price
-        self.volume += trade.size
-        self.notional += price * trade.size
-        self.trade_count += 1
-
 
 class BarBuilder:
     """Bars of one timeframe: `BarBuilder(60)` builds `1m`-style bars named `60s` by default."""
@@ -59,16 +48,29 @@ class BarBuilder:
 
     def on_trade(self, trade: Trade) -> Bar | None:
         """Add `trade`; return the bar it closed, if it belongs to a later interval."""
-        ts_open_ns = trade.ts_event_ns - trade.ts_event_ns % self.interval_ns
+        ts_ns = trade.ts_event_ns
+        ts_open_ns = ts_ns - ts_ns % self.interval_ns
         symbol = trade.symbol
         current = self._open.get(symbol)
-        if ts_open_ns < self._closed_until_ns.get(symbol, ts_open_ns) or (
-            current is not None and ts_open_ns < current.ts_open_ns
-        ):
+        if current is not None:
+            if ts_open_ns == current.ts_open_ns:  # the common case, inlined: no call
+                price, size = trade.price, trade.size
+                if price > current.high:
+                    current.high = price
+                elif price < current.low:
+                    current.low = price
+                current.close = price
+                current.volume += size
+                current.notional += price * size
+                current.trade_count += 1
+                return None
+            if ts_open_ns < current.ts_open_ns:
+                self.late_trades += 1
+                return None
+        elif ts_open_ns < self._closed_until_ns.get(symbol, ts_open_ns):
+            # An open bar always starts at or after the last closed one's end, so this check
+            # is only needed when there is none.
             self.late_trades += 1
-            return None
-        if current is not None and ts_open_ns == current.ts_open_ns:
-            current.add(trade)
             return None
         self._open[symbol] = _OpenBar(ts_open_ns, trade)
         return self._finish(symbol, current) if current is not None else None

@@ -61,12 +61,17 @@ class OrderBook:
         return self.apply_snapshot(event)
 
     def apply_delta(self, is_bid: bool, price: Decimal, size: Decimal) -> DropReason | None:
-        if _bad_price(price):
-            return DropReason.INVALID_PRICE
-        if _bad_size(size):
-            return DropReason.INVALID_SIZE
+        # Ordered for the common case, an update of a level the book holds: a held price was
+        # checked when it entered, so membership vouches for it (a NaN never equals a key, and
+        # a signalling NaN cannot even be hashed).
+        if not size.is_finite() or size < _ZERO:
+            return DropReason.INVALID_PRICE if _bad_price(price) else DropReason.INVALID_SIZE
         levels = self._bids if is_bid else self._asks
-        if price in levels:
+        try:
+            held = price in levels
+        except TypeError:
+            return DropReason.INVALID_PRICE
+        if held:
             if size:
                 levels[price] = size  # the common case: one dict write
                 return None
@@ -74,6 +79,8 @@ class OrderBook:
             prices = self._bid_prices if is_bid else self._ask_prices
             del prices[bisect_left(prices, price)]
             return None
+        if _bad_price(price):
+            return DropReason.INVALID_PRICE
         prices = self._bid_prices if is_bid else self._ask_prices
         if not size:
             # Removing a level we do not hold: a gap in the deltas if it would be inside the

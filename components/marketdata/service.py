@@ -149,7 +149,11 @@ class MarketData(Component):
         self.feed_state: FeedState = "starting"
         self.events_published = 0
         self._late_seen = [0] * len(self.builders)
-        self._last: dict[str, dict[str, str]] = {}
+        self._received: dict[tuple[type, str], Any] = {}
+        self._lag: dict[str, Any] = {}
+        self._published = {
+            kind: self.metrics.published.labels(kind) for kind in ("quote", "trade", "bar", "book")
+        }
         self._publisher: Publisher | None = None
         self._lost_at_s: float | None = None
         self._notices_seen: dict[str, int] = {}
@@ -277,36 +281,44 @@ class MarketData(Component):
         return getattr(feed, "active", feed.name)
 
     def on_event(self, event: Event) -> None:
+        # The hot path: metric children are looked up once per label set (prometheus_client's
+        # `labels()` costs microseconds), display strings are made only when /status asks.
         assert self._publisher is not None
         now_ns = time.time_ns()
         source = self._source()
-        kind = type(event).__name__.lower()
-        self.metrics.received.labels(kind, source).inc()
+        key = (type(event), source)
+        received = self._received.get(key)
+        if received is None:
+            kind = type(event).__name__.lower()
+            received = self._received[key] = self.metrics.received.labels(kind, source)
+        received.inc()
         if not self.validator.accept(event, now_ns):
             return
         if self.live:
             ts_ns = event.ts_open_ns if isinstance(event, Bar) else event.ts_event_ns
-            self.metrics.lag.labels(source).observe(max(0, now_ns - ts_ns) / 1e9)
+            lag = self._lag.get(source)
+            if lag is None:
+                lag = self._lag[source] = self.metrics.lag.labels(source)
+            lag.observe(max(0, now_ns - ts_ns) / 1e9)
+        published = self._published
         if isinstance(event, Quote):
             self._publisher.publish(
                 topics.quote(event.symbol), event, ts_event_ns=event.ts_event_ns
             )
-            self.metrics.published.labels("quote").inc()
+            published["quote"].inc()
             self.store.on_quote(event)
-            last = self._last.setdefault(event.symbol, {})
-            last["bid"], last["ask"] = str(event.bid_price), str(event.ask_price)
         elif isinstance(event, Trade):
             envelope = self._publisher.publish(
                 topics.trade(event.symbol), event, ts_event_ns=event.ts_event_ns
             )
-            self.metrics.published.labels("trade").inc()
+            published["trade"].inc()
             self.store.on_trade(event)
-            self._last.setdefault(event.symbol, {})["last"] = str(event.price)
             for index, builder in enumerate(self.builders):
                 bar = builder.on_trade(event)
                 if bar is not None:
                     self._publish_bar(bar, trace_id=envelope.trace_id)
-                self._count_late_trades(index, builder)
+                if builder.late_trades != self._late_seen[index]:
+                    self._count_late_trades(index, builder)
         elif isinstance(event, Bar):  # a provider's own bar, published as it came
             self._publish_bar(event, trace_id=None)
             return
@@ -316,9 +328,8 @@ class MarketData(Component):
                 self.drops(reason, f"{type(event).__name__} of {event.symbol}")
                 return
             self._publisher.publish(topics.book(event.symbol), event, ts_event_ns=event.ts_event_ns)
-            self.metrics.published.labels("book").inc()
+            published["book"].inc()
         self.events_published += 1
-        self._count_notices()
 
     def _count_notices(self) -> None:
         decoder = getattr(getattr(self.feed, "primary", self.feed), "decoder", None)
@@ -338,7 +349,7 @@ class MarketData(Component):
             ts_event_ns=bar.ts_close_ns,
             trace_id=trace_id,
         )
-        self.metrics.published.labels("bar").inc()
+        self._published["bar"].inc()
         self.events_published += 1
         self.store.on_bar(bar)
         if self.archive is not None:
@@ -359,6 +370,7 @@ class MarketData(Component):
             for builder in self.builders:
                 for bar in builder.close_due(now_ns):
                     self._publish_bar(bar, trace_id=None)
+            self._count_notices()
             ticks += 1
             if self.archive is not None and ticks % ARCHIVE_FLUSH_TICKS == 0:
                 self.archive.flush()
@@ -381,7 +393,21 @@ class MarketData(Component):
             checks["feed.connection"] = connection.subscribed or on_backup
         return checks
 
+    def _last_prices(self) -> dict[str, dict[str, str]]:
+        prices: dict[str, dict[str, str]] = {}
+        for symbol in self.spec.symbols:
+            quote, trade = self.store.last_quote(symbol), self.store.last_trade(symbol)
+            shown: dict[str, str] = {}
+            if quote is not None:
+                shown["bid"], shown["ask"] = str(quote.bid_price), str(quote.ask_price)
+            if trade is not None:
+                shown["last"] = str(trade.price)
+            if shown:
+                prices[symbol] = shown
+        return prices
+
     def status(self) -> dict[str, Any]:
+        self._count_notices()
         dropped = {reason.value: n for reason, n in self.drops.counts.items() if n}
         if isinstance(self.feed, replay.ReplayFeed):
             for reason, n in self.feed.dropped.items():
@@ -401,7 +427,7 @@ class MarketData(Component):
             "feed": feed,
             "events_published": self.events_published,
             "dropped": dropped,
-            "last_prices": self._last,
+            "last_prices": self._last_prices(),
             "books": {symbol: _book_status(book) for symbol, book in self.books.books.items()},
         }
 

@@ -135,7 +135,7 @@ async def test_run_when_replay_ends_then_idles_finished_with_drops_counted(
     def dropped(reason: str) -> float | None:
         return registry.get_sample_value("marketdata_events_dropped_total", {"reason": reason})
 
-    assert (published("trade"), published("quote")) == (3, None)
+    assert (published("trade"), published("quote")) == (3, 0)
     assert published("bar") == 3  # 1s: [1,2) and [2,3) flushed at the end; 5s: [0,5)
     assert (dropped("crossed_quote"), dropped("invalid_price"), dropped("unknown_symbol")) == (
         1,
