@@ -87,7 +87,7 @@ def compute(run: BacktestRun) -> dict[str, Any]:
     root = math.sqrt(per_year) if per_year else None
     growth = float(final / initial)
     cagr = _cagr(growth, years)
-    drawdown, drawdown_s = _drawdown(run)
+    drawdown, drawdown_s = _drawdown([point.ts_ns for point in points], equity)
 
     trips = run.round_trips
     wins = [t.pnl for t in trips if t.pnl > 0]
@@ -137,21 +137,21 @@ def _cagr(growth: float, years: float) -> float | None:
         return None
 
 
-def _drawdown(run: BacktestRun) -> tuple[float, float]:
+def _drawdown(times: list[int], equity: list[float]) -> tuple[float, float]:
     """The deepest fall from a peak (fraction) and the longest time under water (seconds)."""
     deepest = 0.0
     longest_ns = 0
-    peak = Decimal(0)
+    peak = 0.0
     peak_ts = 0
     under = False  # below the peak since it was set
-    for point in run.equity:
-        if point.equity >= peak:
+    for ts, value in zip(times, equity, strict=True):
+        if value >= peak:
             if under:
-                longest_ns = max(longest_ns, point.ts_ns - peak_ts)
-            peak, peak_ts, under = point.equity, point.ts_ns, False
+                longest_ns = max(longest_ns, ts - peak_ts)
+            peak, peak_ts, under = value, ts, False
         elif peak > 0:
             under = True
-            deepest = max(deepest, float(1 - point.equity / peak))
+            deepest = max(deepest, 1 - value / peak)
     if under:
-        longest_ns = max(longest_ns, run.equity[-1].ts_ns - peak_ts)
+        longest_ns = max(longest_ns, times[-1] - peak_ts)
     return deepest, longest_ns / NS
