@@ -219,6 +219,9 @@ class Backtest:
         book = self.book
         risk = self.risk
         last = self._last
+        points = self.equity
+        append_point = points.append
+        point_of = EquityPoint
         for count, event in enumerate(events, 1):
             if isinstance(event, Bar):
                 symbol = event.symbol
@@ -254,7 +257,13 @@ class Backtest:
                 intent = on_trade(event) if on_trade is not None else None
             if intent is not None:
                 self._intend(intent)
-            self._record(now)
+            # `_record`, inlined: it runs once per event. Flat, equity is the cash.
+            exposed = self._exposed
+            point = point_of(now, book.equity() if exposed else book.cash, exposed)
+            if points and points[-1][0] == now:
+                points[-1] = point  # several symbols' bars at one time: one point
+            else:
+                append_point(point)
             if progress is not None and count % PROGRESS_EVERY == 0:
                 progress(count)
         if self.config.close_at_end:
