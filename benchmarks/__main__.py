@@ -17,10 +17,28 @@ import traceback
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from benchmarks import backtest, broker, codec, execution, indicators, latency, marketdata
+from benchmarks import (
+    backtest,
+    broker,
+    codec,
+    execution,
+    indicators,
+    kubernetes,
+    latency,
+    marketdata,
+)
 from benchmarks.results import Result
 
-BENCHMARKS: list[ModuleType] = [codec, broker, latency, indicators, backtest, execution, marketdata]
+BENCHMARKS: list[ModuleType] = [
+    codec,
+    broker,
+    latency,
+    indicators,
+    backtest,
+    execution,
+    marketdata,
+    kubernetes,
+]
 
 
 def _name(module: ModuleType) -> str:

@@ -22,9 +22,9 @@ object verbs itself:
   happened after it, and without one starts with the current objects; snapshot and subscription
   are taken under one lock, so nothing falls between them; `timeoutSeconds` ends the stream;
 - validation, answered with 422 like a real server: built-in kinds against the official schemas
-  (`kubernetes-validate`, strict: unknown fields refused), custom resources against their CRD
-  (defaulting, OpenAPI schema, CEL rules: `crd_schema.CrdSchema`). Kinds it has no schema for
-  (ServiceMonitor) are stored as they are.
+  (`kubernetes-validate`'s strict schemas, compiled once per kind: unknown fields refused),
+  custom resources against their CRD (defaulting, OpenAPI schema, CEL rules:
+  `crd_schema.CrdSchema`). Kinds it has no schema for (ServiceMonitor) are stored as they are.
 
 What only a cluster does (controllers, the garbage collector, scheduling, admission webhooks)
 is not emulated: a test plays the Deployment controller by writing `status` itself.
@@ -36,19 +36,25 @@ import asyncio
 import contextlib
 import copy
 import datetime
+import functools
 import json
 import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp.web
 import attrs
+import jsonschema
 import kmock
-import kubernetes_validate
+import kubernetes_validate.utils as kv_utils
+import yaml
 from kmock._internal import references, rendering
+from referencing import Registry, Resource
 
+from components import crd
 from tests.operator.crd_schema import CrdSchema
 
 K8S_VERSION = "1.31"
@@ -150,6 +156,46 @@ class ApiServer(kmock.KubernetesEmulator):
         resource = references.resource(api_version, plural)
         async with self._lock:
             return self._update(resource, namespace, name, None, patch, "merge", "")
+
+    async def serve_operator_resources(self, namespace: str) -> None:
+        """What the operator reads and writes, as a cluster with the CRD installed serves it;
+        and `namespace`, where the systems live."""
+        self.declare(
+            f"{crd.GROUP}/{crd.VERSION}",
+            crd.PLURAL,
+            "TradingSystem",
+            status=True,
+            short_names=tuple(crd.SHORT_NAMES),
+            categories=tuple(crd.CATEGORIES),
+            crd=crd.definition(),
+        )
+        self.declare("v1", "namespaces", "Namespace", namespaced=False, status=True)
+        self.declare("v1", "configmaps", "ConfigMap")
+        self.declare("v1", "services", "Service", status=True)
+        self.declare("v1", "serviceaccounts", "ServiceAccount")
+        self.declare("v1", "persistentvolumeclaims", "PersistentVolumeClaim", status=True)
+        self.declare("v1", "pods", "Pod", status=True)
+        self.declare("v1", "events", "Event")
+        self.declare("apps/v1", "deployments", "Deployment", status=True)
+        self.declare("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy")
+        self.declare("rbac.authorization.k8s.io/v1", "roles", "Role")
+        self.declare("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding")
+        await self.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+
+    def write_kubeconfig(self, path: Path, namespace: str) -> Path:
+        """A kubeconfig whose current context is this server, as kubectl and kopf read it."""
+        url = str(self.servers[0].url).rstrip("/")
+        context = {"cluster": "emulated", "user": "tester", "namespace": namespace}
+        document = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "emulated", "cluster": {"server": url}}],
+            "users": [{"name": "tester", "user": {}}],
+            "contexts": [{"name": "emulated", "context": context}],
+            "current-context": "emulated",
+        }
+        path.write_text(yaml.safe_dump(document))
+        return path
 
     def stop_watches(self) -> None:
         """End every watch stream (before the HTTP server stops: it waits for open streams)."""
@@ -430,11 +476,14 @@ class ApiServer(kmock.KubernetesEmulator):
                     self._kinds[resource],
                 )
             return stored
-        try:
-            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-        except kubernetes_validate.SchemaNotFoundError:
-            pass  # a kind without official schema (a third-party CRD we did not declare)
-        except kubernetes_validate.ValidationError as exc:
+        validator = _official_schema(obj["apiVersion"], obj["kind"])
+        error = (
+            None
+            if validator is None
+            else jsonschema.exceptions.best_match(validator.iter_errors(obj))
+        )
+        if error is not None:
+            exc = error
             where = ".".join(str(part) for part in exc.absolute_path) or "(root)"
             name = obj["metadata"].get("name")
             raise _error(
@@ -442,7 +491,7 @@ class ApiServer(kmock.KubernetesEmulator):
                 "Invalid",
                 f'{self._kinds[resource]} "{name}" is invalid: {where}: {exc.message}',
                 self._kinds[resource],
-            ) from exc
+            )
         return obj
 
     def _next_version(self) -> str:
@@ -455,6 +504,23 @@ class ApiServer(kmock.KubernetesEmulator):
         for watch in self._watches:
             if watch.resource == resource:
                 watch.queue.put_nowait(event)
+
+
+@functools.cache
+def _official_schema(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+    """kubernetes-validate's strict schema of a kind, compiled once (its `validate` reads and
+    compiles the schema files on every call: half a second for one system's children)."""
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    folder = f"kubernetes-json-schema/v{K8S_VERSION}.0-local-strict"
+    try:
+        schema = kv_utils.schema_contents(
+            f"{folder}/{kind.lower()}-{group_version}.json", K8S_VERSION
+        )
+    except FileNotFoundError:
+        return None  # a kind without an official schema (a third-party CRD): stored as it is
+    definitions = kv_utils.schema_contents(f"{folder}/_definitions.json", K8S_VERSION)
+    registry = Resource.from_contents(schema) @ (Resource.from_contents(definitions) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
 def _selectors(request: rendering.Request) -> _Watch:

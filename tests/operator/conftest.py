@@ -20,10 +20,8 @@ from typing import Any
 import kmock
 import kopf
 import pytest
-import yaml
 from kopf.testing import KopfRunner
 
-from components import crd
 from components.runtime.kubeapi import KubeApi, KubeConfig
 from tests.operator.apiserver import ApiServer
 
@@ -50,65 +48,17 @@ os.environ.update(
 )
 
 
-def declare_resources(api: ApiServer) -> None:
-    """What the operator reads and writes, as a cluster with the CRD installed serves it."""
-    definition = crd.definition()
-    api.declare(
-        f"{crd.GROUP}/{crd.VERSION}",
-        crd.PLURAL,
-        "TradingSystem",
-        status=True,
-        short_names=tuple(crd.SHORT_NAMES),
-        categories=tuple(crd.CATEGORIES),
-        crd=definition,
-    )
-    api.declare("v1", "namespaces", "Namespace", namespaced=False, status=True)
-    api.declare("v1", "configmaps", "ConfigMap")
-    api.declare("v1", "services", "Service", status=True)
-    api.declare("v1", "serviceaccounts", "ServiceAccount")
-    api.declare("v1", "persistentvolumeclaims", "PersistentVolumeClaim", status=True)
-    api.declare("v1", "pods", "Pod", status=True)
-    api.declare("v1", "events", "Event")
-    api.declare("apps/v1", "deployments", "Deployment", status=True)
-    api.declare("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy")
-    api.declare("rbac.authorization.k8s.io/v1", "roles", "Role")
-    api.declare("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding")
-
-
 @pytest.fixture
 async def api() -> AsyncIterator[ApiServer]:
     async with ApiServer() as server, kmock.Server(server):
-        declare_resources(server)
-        await server.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        await server.serve_operator_resources(NAMESPACE)
         yield server
         server.stop_watches()
 
 
 @pytest.fixture
 def kubeconfig(api: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    url = str(api.servers[0].url).rstrip("/")
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "emulated", "cluster": {"server": url}}],
-                "users": [{"name": "tester", "user": {}}],
-                "contexts": [
-                    {
-                        "name": "emulated",
-                        "context": {
-                            "cluster": "emulated",
-                            "user": "tester",
-                            "namespace": NAMESPACE,
-                        },
-                    }
-                ],
-                "current-context": "emulated",
-            }
-        )
-    )
+    path = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
     monkeypatch.setenv("KUBECONFIG", str(path))
     return path
 

@@ -23,6 +23,7 @@ class CrdSchema:
         self.openapi: dict[str, Any] = version["schema"]["openAPIV3Schema"]
         self.validator = jsonschema.Draft202012Validator(_json_schema(self.openapi))
         self.cel = celpy.Environment()
+        self._programs: dict[str, Any] = {}
 
     def admit(self, obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """The object as it would be stored (defaulted), and why the server refuses it."""
@@ -35,10 +36,15 @@ class CrdSchema:
             problems = self._rules(stored, self.openapi, "")
         return stored, problems
 
+    def _program(self, rule: str) -> Any:
+        if rule not in self._programs:
+            self._programs[rule] = self.cel.program(self.cel.compile(rule))
+        return self._programs[rule]
+
     def _rules(self, value: Any, schema: dict[str, Any], path: str) -> list[str]:
         problems: list[str] = []
         for rule in schema.get("x-kubernetes-validations", []):
-            program = self.cel.program(self.cel.compile(rule["rule"]))
+            program = self._program(rule["rule"])
             if not program.evaluate({"self": celpy.json_to_cel(value)}):
                 where = path + rule.get("fieldPath", "")
                 problems.append(f"{where or '(root)'}: {rule['message']}")
