@@ -384,13 +384,19 @@ class MarketData(Component):
     def _connection(self) -> Connection | None:
         return getattr(self.feed, "connection", None)
 
+    def _backup_serving(self) -> bool:
+        feed: Any = self.feed
+        if not getattr(feed, "on_backup", False):
+            return False
+        backup_connection = getattr(feed.backup, "connection", None)
+        return backup_connection is None or backup_connection.subscribed
+
     def readiness(self) -> dict[str, bool]:
         # A replay that has finished did its job: not ready would read as a fault.
         checks = {**super().readiness(), "feed": self.feed_state in ("running", "finished")}
         connection = self._connection()
         if connection is not None:
-            on_backup = bool(getattr(self.feed, "on_backup", False))
-            checks["feed.connection"] = connection.subscribed or on_backup
+            checks["feed.connection"] = connection.subscribed or self._backup_serving()
         return checks
 
     def _last_prices(self) -> dict[str, dict[str, str]]:

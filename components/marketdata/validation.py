@@ -15,7 +15,8 @@ downstream only if it is newer than what went before for its symbol and kind, or
 instant. So a switch between feeds can neither repeat nor reorder events.
 
 Logging is bounded: the first `LOG_FIRST` drops of each reason are logged, then one in every
-`LOG_EVERY` with the running count, so a flood of bad input cannot flood the logs.
+`LOG_EVERY` with the running count, so a flood of bad input cannot flood the logs. Duplicates are
+recognised among the last `SAME_TIME_KEPT` events of the same instant.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 LOG_FIRST = 10
 LOG_EVERY = 1000
+SAME_TIME_KEPT = 256  # events remembered at one instant per stream, to tell duplicates
 _ZERO = Decimal(0)
 _NS_PER_S = 1_000_000_000
 
@@ -162,7 +164,7 @@ class Validator:
         self.symbols = frozenset(symbols) if symbols is not None else None
         self.drops = drops
         self.max_future_ns = int(max_future_s * _NS_PER_S)
-        self._last: dict[tuple[str, str], tuple[int, list[MarketEvent]]] = {}
+        self._last: dict[tuple[str, str], tuple[int, collections.deque[MarketEvent]]] = {}
 
     def accept(self, event: MarketEvent, now_ns: int) -> bool:
         if self.symbols is not None and event.symbol not in self.symbols:
@@ -183,7 +185,8 @@ class Validator:
         key = _stream_of(event)
         last = self._last.get(key)
         if last is None or ts_ns > last[0]:
-            self._last[key] = (ts_ns, [event])
+            # Bounded: a flood at one instant must not make each check slower than the last.
+            self._last[key] = (ts_ns, collections.deque((event,), maxlen=SAME_TIME_KEPT))
             return True
         last_ns, at_last = last
         if ts_ns < last_ns:

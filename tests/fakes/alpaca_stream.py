@@ -14,7 +14,9 @@ Failures for tests: `fail_next(code)` sends that error frame to the next connect
 the greeting's follow-up (then closes), `refuse_next(status)` fails the next HTTP handshake,
 `drop_all()` closes every socket, `silence()` keeps sockets open but stops sending anything,
 `send_raw(text)` sends a frame verbatim, `greet = False` opens sockets that never
-speak. `connections` records each connection's loop time.
+speak, `answer_pings = False` leaves WebSocket pings unanswered (a half-dead peer).
+`drop_after_subscribe = n` closes the next n sessions as soon as they are subscribed.
+`connections` records each connection's loop time.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class FakeAlpacaStream:
         self.clients: list[_Client] = []
         self.silent = False
         self.greet = True
+        self.answer_pings = True
+        self.drop_after_subscribe = 0  # this many sessions are closed right after subscribing
         self._fail_next: list[int] = []
         self._refuse_next: list[int] = []
         self._runner: web.AppRunner | None = None
@@ -131,7 +135,7 @@ class FakeAlpacaStream:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if self._refuse_next:
             return web.Response(status=self._refuse_next.pop(0), text="refused")
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse(autoping=self.answer_pings)
         await ws.prepare(request)
         self.connections.append(asyncio.get_running_loop().time())
         client = _Client(ws)
@@ -190,6 +194,9 @@ class FakeAlpacaStream:
                     for channel, symbols in client.channels.items():
                         reply[channel] = sorted(symbols)
                     await ws.send_str(json.dumps([reply]))
+                    if self.drop_after_subscribe > 0:
+                        self.drop_after_subscribe -= 1
+                        return
             else:
                 await ws.send_str(json.dumps(error(400)))
 
@@ -205,6 +212,8 @@ class FakeAlpacaStream:
             except TimeoutError:
                 yield None
                 return
+            if message.type in (WSMsgType.PING, WSMsgType.PONG):
+                continue  # only seen with answer_pings False: ignored, as a hung peer would
             if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 return
             try:

@@ -185,6 +185,15 @@ async def test_stream_when_socket_silent_then_treated_as_dead_and_reconnects() -
     assert rec.feed.connection.reconnects >= 1
 
 
+async def test_stream_when_pings_unanswered_then_heartbeat_drops_and_reconnects() -> None:
+    """Data can stop without the socket closing; WebSocket pings find a peer that stopped too."""
+    async with alpaca_stream.running() as fake:
+        fake.answer_pings = False
+        async with _streaming(fake, heartbeat_s=0.2, silence_timeout_s=60) as rec:
+            await _until(lambda: len(fake.connections) >= 2, timeout_s=5)
+    assert rec.feed.connection.reconnects >= 1
+
+
 async def test_stream_when_server_never_greets_then_auth_timeout_and_retry() -> None:
     async with alpaca_stream.running() as fake:
         fake.greet = False
@@ -218,3 +227,17 @@ async def test_stream_when_reconnect_storm_then_attempts_paced_by_doubling_backo
     for slept, expected in zip(rec.sleeps, nominal, strict=True):
         assert 0.8 * expected <= slept <= expected
     assert len(fake.connections) == 1  # only the eleventh attempt got past the handshake
+
+
+async def test_stream_when_server_drops_each_session_at_once_then_backoff_still_doubles() -> None:
+    """A server that accepts, subscribes and drops at once is not a healthy session: the backoff
+    is not reset, so a storm of short sessions is paced like refused ones."""
+    async with alpaca_stream.running() as fake:
+        fake.drop_after_subscribe = 6
+        async with _streaming(fake) as rec:
+            await _until(lambda: len(fake.connections) == 7 and bool(fake.subscribed))
+    nominal = [1, 2, 4, 8, 16, 30]
+    assert len(rec.sleeps) == 6
+    for slept, expected in zip(rec.sleeps, nominal, strict=True):
+        assert 0.8 * expected <= slept <= expected
+    assert [m["action"] for m in fake.received].count("subscribe") == 7
