@@ -83,6 +83,11 @@ class RiskEngine:
         self.unlogged_trip = ""
         half = config.limits.max_order_quantity * config.breaker.half_open_size_pct / HUNDRED
         self.half_open_quantity = half
+        self.exposure_book = limits.ExposureBook()
+        for symbol in {a.order.symbol for a in self.state.approvals.values()} | set(
+            self.state.book.holdings
+        ):
+            self._refresh_exposure(symbol)
 
     # --- the one way the state changes ----------------------------------------------------
 
@@ -95,8 +100,19 @@ class RiskEngine:
             except OSError:
                 self.metrics.log_failures.inc()
                 raise
+        closing = (
+            self.state.approvals.get(record.client_order_id)
+            if isinstance(record, records.OrderClosed)
+            else None
+        )
         self.state.apply(record)
-        if isinstance(record, records.BreakerChanged):
+        if isinstance(record, records.OrderApproved):
+            self._refresh_exposure(record.order.symbol)
+        elif isinstance(record, records.FillApplied):
+            self._refresh_exposure(record.fill.symbol)
+        elif closing is not None:
+            self._refresh_exposure(closing.order.symbol)
+        elif isinstance(record, records.BreakerChanged):
             self._breaker_changed(record)
         if self.store is not None and self.store.snapshot_due:
             try:
@@ -203,26 +219,41 @@ class RiskEngine:
         self.metrics.rejections.labels(rejection.reason.value, label).inc()
 
     def context(self) -> limits.Context:
-        book = self.state.book
+        exposure_book = self.exposure_book
         return limits.Context(
-            exposures=self.exposures(),
+            exposures=exposure_book.exposures,
             quotes=self.quotes,
             last_trades=self.last_trades,
-            equity=book.equity(),
+            equity=self.equity(),
             open_orders=len(self.state.approvals),
+            others_notional=exposure_book.others,
         )
 
     def exposures(self) -> dict[str, limits.Exposure]:
+        """Per symbol with a position or pending orders: its exposure."""
+        return dict(self.exposure_book.exposures)
+
+    def equity(self) -> Decimal:
+        """Cash plus positions at mid (at cost without one): `state.book.equity()`, kept up to
+        date event by event rather than summed again."""
+        return self.state.book.cash + self.exposure_book.market_value
+
+    def _refresh_exposure(self, symbol: str) -> None:
         book = self.state.book
-        pending: dict[str, list[Decimal]] = {}
+        pending_buy = pending_sell = ZERO
         for approval in self.state.approvals.values():
-            sides = pending.setdefault(approval.order.symbol, [ZERO, ZERO])
-            sides[0 if approval.order.side is Side.BUY else 1] += approval.remaining
-        symbols = pending.keys() | book.holdings.keys()
-        return {
-            symbol: limits.Exposure(book.quantity(symbol), *pending.get(symbol, (ZERO, ZERO)))
-            for symbol in symbols
-        }
+            if approval.order.symbol == symbol:
+                if approval.order.side is Side.BUY:
+                    pending_buy += approval.remaining
+                else:
+                    pending_sell += approval.remaining
+        holding = book.holdings.get(symbol)
+        mid = book.marks.get(symbol)
+        value = ZERO
+        if holding is not None:
+            value = holding.cost if mid is None else holding.quantity * mid
+        exposure = limits.Exposure(book.quantity(symbol), pending_buy, pending_sell)
+        self.exposure_book.update(symbol, exposure, mid, value)
 
     def _next_order_id(self) -> str:
         return f"{self.id_prefix}-{next(self._ids)}"
@@ -243,12 +274,14 @@ class RiskEngine:
                 "Skipped a malformed or crossed quote for %s: %s / %s.", quote.symbol, bid, ask
             )
             return []
+        mid = quote.mid
         self.quotes[quote.symbol] = quote
-        self.state.book.mark(quote.symbol, quote.mid)
+        self.state.book.mark(quote.symbol, mid)
+        self._refresh_exposure(quote.symbol)
         self._roll_session(now_ns)
-        trip = self.monitors.on_price(now_ns, quote.symbol, quote.mid)
+        trip = self.monitors.on_price(now_ns, quote.symbol, mid)
         if trip is None:
-            trip = self.monitors.on_equity(now_ns, self.state.book.equity(), self.daily_pnl())
+            trip = self.monitors.on_equity(now_ns, self.equity(), self.daily_pnl())
         if trip is not None:
             self.trip(*trip, now_ns)
         return self._stop_exits(quote, now_ns)
@@ -287,14 +320,14 @@ class RiskEngine:
 
     def daily_pnl(self) -> Decimal:
         start = self.state.session_start_equity
-        return ZERO if start is None else self.state.book.equity() - start
+        return ZERO if start is None else self.equity() - start
 
     def _roll_session(self, now_ns: int) -> None:
         if now_ns < self._next_session_ns:
             return
         session = self.calendar.session_of(now_ns)
         if session != self.state.session:
-            equity = self.state.book.equity()
+            equity = self.equity()
             try:
                 self.record(
                     records.SessionStarted(

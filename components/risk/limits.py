@@ -12,7 +12,7 @@ for a buy, bid for a sell; other symbols' exposure is valued at their mid. No pr
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
@@ -93,18 +93,67 @@ class Exposure:
         return self.position < 0 and self.position + self.pending_buy + quantity <= 0
 
 
+OthersNotional = Callable[[str], tuple[Decimal, str | None]]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Context:
-    """What the limits see: exposures, the market, equity and the count of open orders."""
+    """What the limits see: exposures, the market, equity and the count of open orders.
+
+    `others_notional(symbol)`, when given, is the gross worst-case notional of every other symbol
+    and the first of them without a price (else None), kept up to date by an `ExposureBook`;
+    without it `MaxNotional` adds them up from `exposures` and `quotes`.
+    """
 
     exposures: Mapping[str, Exposure]
     quotes: Mapping[str, Quote]
     last_trades: Mapping[str, Decimal] = dataclasses.field(default_factory=dict)
     equity: Decimal = ZERO
     open_orders: int = 0
+    others_notional: OthersNotional | None = None
 
     def exposure(self, symbol: str) -> Exposure:
         return self.exposures.get(symbol) or Exposure()
+
+
+class ExposureBook:
+    """Per symbol, the exposure, its worst-case notional at mid and its market value, updated
+    event by event (`update` on each fill, approval, close and quote of the symbol), so that a
+    check reads the totals instead of summing every symbol again.
+
+    The totals are Decimal sums of the parts, hence exact: equal to summing them afresh.
+    """
+
+    def __init__(self) -> None:
+        self.exposures: dict[str, Exposure] = {}
+        self._notional: dict[str, Decimal] = {}
+        self._unpriced: set[str] = set()
+        self.notional_total = ZERO
+        self._market: dict[str, Decimal] = {}
+        self.market_value = ZERO  # positions at mid (at cost without a mid), as PositionBook
+
+    def update(
+        self, symbol: str, exposure: Exposure, mid: Decimal | None, market_value: Decimal
+    ) -> None:
+        if exposure.position == 0 and exposure.pending_buy == 0 and exposure.pending_sell == 0:
+            self.exposures.pop(symbol, None)
+        else:
+            self.exposures[symbol] = exposure
+        self.notional_total -= self._notional.pop(symbol, ZERO)
+        self._unpriced.discard(symbol)
+        worst = exposure.worst
+        if worst:
+            if mid is None:
+                self._unpriced.add(symbol)
+            else:
+                notional = self._notional[symbol] = worst * mid
+                self.notional_total += notional
+        self.market_value += market_value - self._market.get(symbol, ZERO)
+        self._market[symbol] = market_value
+
+    def others(self, symbol: str) -> tuple[Decimal, str | None]:
+        missing = next((s for s in self._unpriced if s != symbol), None)
+        return self.notional_total - self._notional.get(symbol, ZERO), missing
 
 
 def order_price(quote: Quote | None, side: Side) -> Decimal | None:
@@ -256,14 +305,12 @@ class MaxNotional:
             return Rejection.of(RejectReason.NO_PRICE, symbol=signal.symbol)
         before = context.exposure(signal.symbol)
         after = before.with_order(signal.side, signal.quantity)
-        others = ZERO
-        for symbol, exposure in context.exposures.items():
-            if symbol == signal.symbol or exposure.worst == 0:
-                continue
-            quote = quotes.get(symbol)
-            if quote is None:
-                return Rejection.of(RejectReason.NO_PRICE, symbol=symbol, needed_for="notional")
-            others += exposure.worst * quote.mid
+        if context.others_notional is not None:
+            others, missing = context.others_notional(signal.symbol)
+        else:
+            others, missing = _others_notional(signal.symbol, context)
+        if missing is not None:
+            return Rejection.of(RejectReason.NO_PRICE, symbol=missing, needed_for="notional")
         notional_before = others + before.worst * price
         notional_after = others + after.worst * price
         if notional_after <= self.limit or notional_after <= notional_before:
@@ -276,6 +323,18 @@ class MaxNotional:
             price=price,
             order=f"{signal.side} {signal.quantity}",
         )
+
+
+def _others_notional(symbol: str, context: Context) -> tuple[Decimal, str | None]:
+    others = ZERO
+    for other, exposure in context.exposures.items():
+        if other == symbol or exposure.worst == 0:
+            continue
+        quote = context.quotes.get(other)
+        if quote is None:
+            return others, other
+        others += exposure.worst * quote.mid
+    return others, None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -29,12 +29,14 @@ COST_QUANTUM = Decimal("1e-10")
 
 def validate_fill(fill: Fill) -> None:
     """A fill the book can take: quantity and price > 0, fee >= 0; else `ValueError`."""
-    numbers = (fill.quantity, fill.price, fill.fee)
-    if (
-        not all(n.is_finite() for n in numbers)
-        or fill.quantity <= 0
-        or fill.price <= 0
-        or fill.fee < 0
+    quantity, price, fee = fill.quantity, fill.price, fill.fee
+    if not (
+        quantity.is_finite()
+        and price.is_finite()
+        and fee.is_finite()
+        and quantity > 0
+        and price > 0
+        and fee >= 0
     ):
         raise ValueError(
             f"fill {fill.fill_id}: quantity and price must be > 0 and fee >= 0 "

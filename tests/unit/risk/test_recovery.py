@@ -228,6 +228,22 @@ def drive(engine: RiskEngine, script: list[tuple[str, object, object]]) -> None:
             engine.trip(breaker.Trigger.MANUAL, "test", now)
         elif kind == "reset":
             engine.reset("test", now)
+        assert_incremental_totals_exact(engine)
+
+
+def assert_incremental_totals_exact(engine: RiskEngine) -> None:
+    """The exposure book kept event by event equals the same figures summed afresh."""
+    book = engine.state.book
+    assert engine.equity() == book.equity()
+    fresh: dict[str, list[Decimal]] = {}
+    for approval in engine.state.approvals.values():
+        sides = fresh.setdefault(approval.order.symbol, [book.quantity("AAPL"), D(0), D(0)])
+        sides[1 if approval.order.side is Side.BUY else 2] += approval.remaining
+    if "AAPL" not in fresh and book.quantity("AAPL"):
+        fresh["AAPL"] = [book.quantity("AAPL"), D(0), D(0)]
+    assert {
+        s: [e.position, e.pending_buy, e.pending_sell] for s, e in engine.exposures().items()
+    } == fresh
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
