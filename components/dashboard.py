@@ -59,7 +59,8 @@ def progress_line(supervisor: Supervisor) -> str:
     return (
         f"[{elapsed_s:5.1f} s] ready {ready}/{len(supervisor.children)}, restarts {restarts}, "
         f"signals {activity.signals}, orders {activity.orders}, fills {len(activity.fills)}, "
-        f"equity {supervisor.observed.equity():.2f}"
+        f"equity {supervisor.observed.equity():.2f}, breaker {supervisor.breaker}"
+        + (" (execution halted)" if supervisor.halted else "")
     )
 
 

@@ -306,6 +306,7 @@ class RiskManager(Component):
             fees=book.fees,
             open_orders=len(state.approvals),
             last_sequence=state.seq,
+            open_order_ids=list(state.approvals),
         )
 
     def publish_state(self, now_ns: int) -> None:

@@ -11,12 +11,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import prometheus_client as prom
 import pytest
 
 from components.core import topics, wire
 from components.core.config import TradingSystemSpec
 from components.core.events import (
+    BreakerState,
     CheckSignal,
     Fill,
     FillBooked,
@@ -26,12 +28,13 @@ from components.core.events import (
     OrderType,
     OrderUpdate,
     Payload,
+    RiskState,
     Side,
     Signal,
 )
-from components.risk import statelog
+from components.risk import breaker, statelog
 from components.risk.service import RiskManager
-from components.runtime import journal
+from components.runtime import journal, server
 from components.runtime.settings import BrokerEndpoints
 from tests.conftest import RecordingPublisher, make_settings
 from tests.factories import quote
@@ -317,3 +320,93 @@ async def test_check_when_state_log_cannot_be_written_then_rejects_and_publishes
     assert reply.reason == "STATE_LOG_FAILED: error=No space left on device"
     assert published(risk) == [] and risk.state.approvals == {}
     assert path.stat().st_size == size  # the half-written record was cut back
+
+
+# --- the breaker over HTTP and on the bus ------------------------------------------------------
+
+
+@pytest.fixture
+async def admin(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[RiskManager, str]]:
+    """A risk manager with an admin token, its HTTP endpoints served on 127.0.0.1."""
+    monkeypatch.setenv("TS_RISK_ADMIN_TOKEN", "s3cret-token")
+    risk = start(make_spec())
+    app = server.build_app(risk.registry, risk.readiness, risk.status, risk.routes())
+    runner = await server.start(app, "127.0.0.1", risk.settings.http_port)
+    yield risk, f"http://127.0.0.1:{risk.settings.http_port}"
+    await runner.cleanup()
+
+
+async def post(url: str, token: str | None, body: dict[str, str] | None = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body or {}, headers=headers) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def test_breaker_trip_when_token_valid_then_open_published_and_at_status(
+    admin: tuple[RiskManager, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    risk, base = admin
+    await risk.on_check_signal(request(signal_id="before"))
+    code, body = await post(f"{base}/breaker/trip", "s3cret-token", {"reason": "news at 10"})
+    assert (code, body["state"], body["reason"]) == (200, "open", "news at 10")
+    [state] = [p for topic, p, _ in published(risk) if topic == topics.RISK_STATE]
+    assert isinstance(state, RiskState)
+    assert (state.breaker, state.breaker_reason) == (BreakerState.OPEN, "news at 10")
+    assert state.breaker_since_ns == body["since_ns"] and state.open_order_ids != []
+    assert risk.status()["breaker"] == body
+    reply = await risk.on_check_signal(request(signal_id="after"))
+    assert reply.reason.startswith("BREAKER_OPEN: symbol=AAPL, why=news at 10")
+    assert risk.registry.get_sample_value("risk_breaker_open") == 1
+    assert "s3cret-token" not in caplog.text
+
+
+@pytest.mark.parametrize("token", [None, "wrong", "s3cret-tokenX", "s3cret-toke"])
+async def test_breaker_endpoints_when_token_missing_or_wrong_then_401_and_unchanged(
+    admin: tuple[RiskManager, str], token: str | None
+) -> None:
+    risk, base = admin
+    for path in ("/breaker/trip", "/breaker/reset"):
+        code, body = await post(f"{base}{path}", token)
+        assert (code, body) == (401, {"error": "a valid bearer token is required"})
+    assert risk.state.breaker.state is BreakerState.CLOSED
+
+
+async def test_breaker_reset_when_tripped_then_closed_and_history_kept(
+    admin: tuple[RiskManager, str],
+) -> None:
+    risk, base = admin
+    await post(f"{base}/breaker/trip", "s3cret-token")
+    code, body = await post(f"{base}/breaker/reset", "s3cret-token")
+    assert (code, body["state"]) == (200, "closed")
+    assert [h["trigger"] for h in body["history"]] == ["manual", "manual_reset"]
+    assert (await risk.on_check_signal(request())).approved
+
+
+async def test_breaker_endpoints_when_no_token_configured_then_503(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TS_RISK_ADMIN_TOKEN", raising=False)
+    risk = start(make_spec())
+    app = server.build_app(risk.registry, risk.readiness, risk.status, risk.routes())
+    runner = await server.start(app, "127.0.0.1", risk.settings.http_port)
+    try:
+        url = f"http://127.0.0.1:{risk.settings.http_port}/breaker/reset"
+        code, body = await post(url, "anything")
+    finally:
+        await runner.cleanup()
+    assert code == 503 and "TS_RISK_ADMIN_TOKEN is not set" in body["error"]
+
+
+async def test_restore_when_breaker_was_open_then_still_open_with_its_history(
+    risk: RiskManager, start: Start
+) -> None:
+    risk.engine.trip(breaker.Trigger.MANUAL, "before the restart", time.time_ns())
+    await risk.close()
+    again = start(make_spec())
+    assert again.status()["breaker"] == risk.status()["breaker"]
+    assert again.registry.get_sample_value("risk_breaker_state") == 2
