@@ -26,6 +26,7 @@ from benchmarks import (
     kubernetes,
     latency,
     marketdata,
+    risk,
 )
 from benchmarks.results import Result
 
@@ -38,6 +39,7 @@ BENCHMARKS: list[ModuleType] = [
     execution,
     marketdata,
     kubernetes,
+    risk,
 ]
 
 
