@@ -79,6 +79,12 @@ class SyntheticFeedConfig(_Model):
     )
     spread_bps: float = Field(2, gt=0, le=1000, description="Quoted spread, in basis points.")
     tick_size: PositiveDecimal = Field(Decimal("0.01"), description="Price increment.")
+    book_levels: int = Field(
+        0,
+        ge=0,
+        le=50,
+        description="Order-book levels a side to simulate, as deltas around each quote (0: none).",
+    )
 
 
 class ReplayFeedConfig(_Model):

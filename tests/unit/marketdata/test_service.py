@@ -256,3 +256,27 @@ def test_replay_when_run_twice_then_same_events_and_sequence_numbers(
     for topic, seq, _ in runs[0]:
         assert seq == first_seq.get(topic, 0) + 1
         first_seq[topic] = seq
+
+
+async def test_run_when_synthetic_book_then_books_published_and_never_refused(
+    broker: Broker, endpoints: BrokerEndpoints, tmp_path: Path
+) -> None:
+    marketdata = _marketdata(
+        {
+            "symbols": ["AAPL", "MSFT"],
+            "marketdata": {"feed": {"synthetic": {"tick_interval_ms": 5, "book_levels": 3}}},
+        },
+        endpoints,
+        tmp_path,
+    )
+    async with _running(marketdata):
+        await _until(
+            lambda: (marketdata.registry.get_sample_value(
+                "marketdata_events_published_total", {"kind": "book"}) or 0) > 200
+        )  # fmt: skip
+        status = marketdata.status()
+    assert {symbol: book["levels"] for symbol, book in status["books"].items()} == {
+        "AAPL": 6,
+        "MSFT": 6,
+    }
+    assert status["dropped"] == {}

@@ -105,3 +105,28 @@ async def test_stream_when_paced_then_wall_clock_stamps_and_interval_respected()
     steps = sorted(set(stamps))
     assert len(steps) == 3
     assert all(later - earlier >= 15_000_000 for earlier, later in itertools.pairwise(steps))
+
+
+def test_events_when_book_levels_then_deltas_keep_an_uncrossed_book_at_the_quote() -> None:
+    from components.core.events import BookDelta
+    from components.marketdata.books import OrderBook
+
+    config = SyntheticFeedConfig(book_levels=5, volatility_bps=30)
+    book = OrderBook("AAPL")
+    quote: Quote | None = None
+    steps = 0
+    for event in _take(SyntheticFeed(config, ["AAPL"]), 5_000):
+        if isinstance(event, BookDelta):
+            assert book.apply(event) is None  # never refused: never crossed, never unknown
+            continue
+        if isinstance(event, Quote):
+            if quote is not None:  # the previous step's deltas are all applied
+                assert book.best_bid is not None and book.best_ask is not None
+                assert (book.best_bid.price, book.best_ask.price) == (
+                    quote.bid_price,
+                    quote.ask_price,
+                )
+                assert len(book.bids()) == len(book.asks()) == 5
+                steps += 1
+            quote = event
+    assert steps > 100
