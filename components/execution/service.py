@@ -179,6 +179,11 @@ class ExecutionEngine(Component):
                 )
             except VenueError as exc:
                 log.error("Could not cancel order %s: %s.", state.client_order_id, exc)
+        # An order whose submit was cut short may never have reached the venue, and a venue
+        # reports nothing about an order it does not have: ask it about each one.
+        for state in working:
+            if not state.terminal:
+                await self._reconcile_one(state.client_order_id)
         while any(not s.terminal for s in working):
             self.on_report(await self.venue.reports.get())
 

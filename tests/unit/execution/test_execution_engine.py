@@ -341,3 +341,19 @@ def test_build_when_simulated_faults_configured_then_venue_wrapped_in_them() -> 
     )
     assert isinstance(plain, SimulatedExchange)
     assert isinstance(faulty, FaultyVenue) and faulty.faults.server_error == 0.2
+
+
+async def test_close_when_a_submit_was_cut_short_then_closed_as_not_at_venue_without_waiting(
+    spec: TradingSystemSpec, start: Start
+) -> None:
+    engine = start(spec.model_copy(update={"execution": ExecutionConfig(cancel_timeout_s=30)}))
+    record = orderlog.OrderReceived(ts_logged_ns=1, order=order("cut"), trace_id="t")
+    assert engine._log is not None
+    engine._log.append(record)  # logged, then the submit task was cancelled by the shutdown
+    engine.orders.apply(record)
+    started = time.monotonic()
+    await engine.close()
+    assert time.monotonic() - started < 5
+    last = sent(engine)[-1][1]
+    assert isinstance(last, OrderUpdate)
+    assert (last.status, last.reason) == (OrderStatus.CANCELED, "NOT_AT_VENUE: venue=simulated")
