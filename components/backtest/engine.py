@@ -34,7 +34,12 @@ from typing import NamedTuple
 
 from components.backtest import risk as gates
 from components.backtest.config import BacktestConfig
-from components.core.config import RiskConfig, SimulatedVenueConfig, TradingSystemSpec
+from components.core.config import (
+    RiskConfig,
+    SimulatedVenueConfig,
+    TradingSystemSpec,
+    parse_spec,
+)
 from components.core.errors import ConfigError
 from components.core.events import Bar, Fill, Order, OrderStatus, Quote, Side, Signal
 from components.core.events import Trade as TradePrint
@@ -187,10 +192,8 @@ class Backtest:
                 "limits": {**risk.limits.model_dump(mode="json"), **updates},
             },
         }
-        try:
-            return TradingSystemSpec.model_validate(document)
-        except ValueError as exc:
-            raise ConfigError("backtest", [f"the risk manager's config: {exc}"]) from exc
+        # Problems name the field: `symbols.0: String should match pattern ... (was 'btc-usd')`.
+        return parse_spec(document, "backtest (symbols of the data, the risk manager's config)")[1]
 
     # --- the loop ---------------------------------------------------------------------------
 

@@ -141,6 +141,16 @@ def test_backtest_when_config_invalid_then_exit_2_with_the_field(
     assert message in err and "Traceback" not in err
 
 
+def test_backtest_when_data_symbol_not_a_ticker_then_exit_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "crypto.csv"
+    path.write_text("date,symbol,open,high,low,close\n2024-01-02,btc-usd,1,2,0.5,1.5\n")
+    assert backtest(path, "--timeframe-s", "86400") == 2
+    err = capsys.readouterr().err
+    assert "symbols.0: String should match pattern" in err and "(was 'btc-usd')" in err
+
+
 def test_backtest_when_data_invalid_then_exit_1_naming_the_row(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
