@@ -150,12 +150,19 @@ class ApiServer(kmock.KubernetesEmulator):
         ]
 
     async def write(
-        self, api_version: str, plural: str, namespace: str, name: str, patch: dict[str, Any]
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        subresource: str = "",
     ) -> dict[str, Any]:
-        """Merge-patch an object as a controller or a person would (no validation bypassed)."""
+        """Merge-patch an object as a controller or a person would (no validation bypassed);
+        `subresource="status"` for what a controller reports."""
         resource = references.resource(api_version, plural)
         async with self._lock:
-            return self._update(resource, namespace, name, None, patch, "merge", "")
+            return self._update(resource, namespace, name, None, patch, "merge", subresource)
 
     async def serve_operator_resources(self, namespace: str) -> None:
         """What the operator reads and writes, as a cluster with the CRD installed serves it;
