@@ -199,6 +199,16 @@ class FeedConfig(_Model):
             raise ValueError("replay: required when kind is replay")
         if self.backup is not None and self.kind != "alpaca":
             raise ValueError("backup: only a network feed (kind alpaca) can fail over")
+        backup = self.backup
+        if (
+            backup
+            and backup.kind == "alpaca"
+            and backup.alpaca.stream_url == self.alpaca.stream_url
+        ):
+            raise ValueError(
+                "backup.alpaca: must be another stream than the primary's (Alpaca allows one "
+                "connection per stream)"
+            )
         return self
 
 

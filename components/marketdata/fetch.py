@@ -358,7 +358,7 @@ def add_parser(commands: Any) -> None:
     )
     fetch.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,MSFT")
     fetch.add_argument("--start", required=True, help="RFC-3339 time or date, e.g. 2024-03-01")
-    fetch.add_argument("--end", required=True, help="RFC-3339 time or date (exclusive)")
+    fetch.add_argument("--end", required=True, help="RFC-3339 time or date (inclusive)")
     fetch.add_argument("--kind", choices=("bars", "trades"), default="bars")
     fetch.add_argument("--timeframe", default="1Min", help="bars: 1Min, 5Min, 1Hour, 1Day, ...")
     fetch.add_argument("--feed", choices=("iex", "sip"), default="iex")

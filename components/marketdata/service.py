@@ -34,10 +34,13 @@ from components.core.config import BackupFeedConfig, FeedConfig
 from components.core.errors import ConfigError
 from components.core.events import Bar, BookDelta, BookSnapshot, Quote, Trade
 from components.marketdata import bars, books, replay, store, synthetic
+from components.marketdata.alpaca.stream import AlpacaFeed
 from components.marketdata.connection import Connection, ConnectionState
+from components.marketdata.failover import FailoverFeed, Source
 from components.marketdata.validation import DropReason, Drops, Validator
 from components.runtime.bus import Publisher
 from components.runtime.component import Component
+from components.runtime.credentials import AlpacaCredentials
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +174,6 @@ class MarketData(Component):
         self._watch_connection(primary.connection)
         if config.backup is None:
             return primary
-        from components.marketdata.failover import FailoverFeed
-
         backup = self._backup_feed(config.backup)
         feed = FailoverFeed(
             primary,
@@ -205,19 +206,15 @@ class MarketData(Component):
                 "marketdata", [f"{where}.replay.path: {config.replay.path!r}: {why}"]
             ) from exc
 
-    def _alpaca_feed(self, config: FeedConfig | BackupFeedConfig) -> Any:
-        from components.marketdata.alpaca.stream import AlpacaFeed
-        from components.runtime.credentials import AlpacaCredentials
+    def _alpaca_feed(
+        self, config: FeedConfig | BackupFeedConfig, name: str | None = None
+    ) -> AlpacaFeed:
+        credentials = AlpacaCredentials.from_env()
+        return AlpacaFeed(config.alpaca, self.spec.symbols, credentials, self.drops, name=name)
 
-        return AlpacaFeed(
-            config.alpaca, self.spec.symbols, AlpacaCredentials.from_env(), self.drops
-        )
-
-    def _backup_feed(self, config: BackupFeedConfig) -> Any:
+    def _backup_feed(self, config: BackupFeedConfig) -> Source:
         if config.kind == "alpaca":
-            backup = self._alpaca_feed(config)
-            backup.name = f"{backup.name}-backup"
-            return backup
+            return self._alpaca_feed(config, name=f"alpaca-{config.alpaca.source}-backup")
         # A backup stands in for a live feed: a replay is moved to the wall clock.
         return self._local_feed(config, "marketdata.feed.backup", rebase=True)
 

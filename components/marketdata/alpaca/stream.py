@@ -64,13 +64,14 @@ class AlpacaFeed:
         credentials: AlpacaCredentials,
         drops: Drops,
         *,
+        name: str | None = None,
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.symbols = list(symbols)
-        self.name = f"alpaca-{config.source}"
+        self.name = name or f"alpaca-{config.source}"
         self.connection = Connection(self.name, clock)
         self.decoder = protocol.Decoder(drops, max_frame_bytes=config.max_frame_bytes)
         self.backoff = backoff or Backoff(config.backoff_initial_s, config.backoff_max_s)

@@ -56,6 +56,28 @@ def test_parse_when_manifest_then_name_from_metadata() -> None:
             "marketdata.feed: replay: required when kind is replay",
         ),
         (
+            {"symbols": ["A"], "marketdata": {"feed": {"backup": {"kind": "synthetic"}}}},
+            "marketdata.feed: backup: only a network feed (kind alpaca) can fail over",
+        ),
+        (
+            {
+                "symbols": ["A"],
+                "marketdata": {"feed": {"kind": "alpaca", "backup": {"kind": "alpaca"}}},
+            },
+            "marketdata.feed: backup.alpaca: must be another stream than the primary's",
+        ),
+        (
+            {
+                "symbols": ["A"],
+                "marketdata": {"feed": {"kind": "alpaca", "alpaca": {"url": "http://x"}}},
+            },
+            "marketdata.feed.alpaca.url: String should match pattern",
+        ),
+        (
+            {"symbols": ["A"], "marketdata": {"feed": {"alpaca": {"source": "crypto"}}}},
+            "marketdata.feed.alpaca.source: Input should be 'iex', 'sip' or 'test'",
+        ),
+        (
             {"symbols": ["A"], "strategy": {"bar_interval_s": 60}},
             "(root): strategy.bar_interval_s: 60 is not one of marketdata.bar_intervals_s [1]",
         ),
