@@ -115,6 +115,7 @@ class Reconciler:
             execution_replicas=decision.execution_replicas,
         )
         observed.config_hash = configmaps.config_hash(system)
+        observed.missing = missing_credentials(spec)
         changed = False
         for child in builders.children(system):
             try:
@@ -158,6 +159,24 @@ class Reconciler:
                 desiredReplicas=desired, readyReplicas=ready, ready=desired > 0 and ready >= desired
             )
         return result
+
+
+def missing_credentials(spec: TradingSystemSpec) -> str | None:
+    """Alpaca feeds and venues read their keys from the environment, which the operator fills
+    from spec.credentials_secret: without it their pods cannot start. Local runs take the keys
+    from the shell, so the spec itself does not require the field."""
+    users = []
+    feed = spec.marketdata.feed
+    if feed.kind == "alpaca" or (feed.backup is not None and feed.backup.kind == "alpaca"):
+        users.append("marketdata.feed")
+    if spec.execution.venue != "simulated":
+        users.append(f"execution.venue {spec.execution.venue}")
+    if not users or spec.credentials_secret is not None:
+        return None
+    return (
+        f"{' and '.join(users)} need Alpaca keys: set spec.credentials_secret to a Secret "
+        "with APCA_API_KEY_ID and APCA_API_SECRET_KEY."
+    )
 
 
 def validate(body: dict[str, Any]) -> TradingSystemSpec:

@@ -26,6 +26,7 @@ class Observed:
     components: dict[str, ComponentStatus] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # children that could not be applied
     invalid: str | None = None  # the spec's problems, when it is invalid
+    missing: str | None = None  # what the pods will lack to start (e.g. Alpaca credentials)
     config_hash: str | None = None
     terminating: bool = False
 
@@ -43,6 +44,12 @@ def build(observed: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     elif observed.problems:
         ready_reason, degraded_reason = "ApplyFailed", "ApplyFailed"
         message = "; ".join(observed.problems)
+    elif observed.missing is not None:
+        ready_reason, degraded_reason, message = (
+            "MissingCredentials",
+            "MissingCredentials",
+            observed.missing,
+        )
     elif not all_ready:
         waiting = sorted(set(desired) - set(ready))
         ready_reason = "ComponentsNotReady"

@@ -55,3 +55,25 @@ async def test_strategy_params_invalid_then_failed_naming_the_parameter(
     assert body["status"]["phase"] == "Failed"
     assert "spec.strategy.params.fast" in systems.condition(body, "Degraded")["message"]
     assert systems.deployment(api, "demo", "strategy") is None
+
+
+async def test_alpaca_venue_without_credentials_secret_then_degraded_saying_so(
+    api: ApiServer, client: KubeApi, operator: Operator
+) -> None:
+    await systems.create(client, systems.manifest(execution={"venue": "alpaca-paper"}))
+    body = await eventually(
+        lambda: (
+            (s := systems.system(api))
+            and systems.condition(s, "Degraded").get("reason") == "MissingCredentials"
+            and s
+        ),
+        what="MissingCredentials",
+    )
+    assert "spec.credentials_secret" in systems.condition(body, "Degraded")["message"]
+    assert systems.deployment(api, "demo", "execution") is not None  # the rest still applied
+
+    await systems.patch(client, {"spec": {"credentials_secret": "alpaca-paper"}})
+    await eventually(
+        lambda: systems.condition(systems.system(api), "Degraded").get("reason") == "AsExpected",
+        what="credentials accepted",
+    )
