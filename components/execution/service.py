@@ -38,6 +38,7 @@ from components.core import topics, wire
 from components.core.errors import BusError
 from components.core.events import (
     Bar,
+    BookSnapshot,
     BreakerState,
     CheckSignal,
     Fill,
@@ -48,6 +49,7 @@ from components.core.events import (
     Quote,
     RiskState,
     SignalChecked,
+    Trade,
 )
 from components.execution import algos, lifecycle, orderlog, slippage, venues
 from components.execution.gateway import Gateway, GatewayMetrics, SubmitFailed
@@ -119,6 +121,8 @@ class ExecutionEngine(Component):
             [
                 topics.APPROVED_ORDERS,
                 topics.QUOTES,
+                topics.TRADES,
+                topics.BOOKS,
                 topics.BARS,
                 topics.FILLS_BOOKED,
                 topics.RISK_STATE,
@@ -252,6 +256,10 @@ class ExecutionEngine(Component):
             if isinstance(payload, Quote):
                 self.slippage.on_quote(payload)
                 self.venue.on_quote(payload)
+            elif isinstance(payload, Trade):
+                self.venue.on_trade(payload)
+            elif isinstance(payload, BookSnapshot):
+                self.venue.on_book(payload)
             elif isinstance(payload, Bar):
                 self.slippage.on_bar(payload)
             elif isinstance(payload, Order):

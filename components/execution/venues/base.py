@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from components.core.errors import TradingSystemError
-from components.core.events import Order, OrderStatus, Quote, Side
+from components.core.events import BookSnapshot, Order, OrderStatus, Quote, Side, Trade
 
 
 class Report(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,6 +124,12 @@ class Venue(abc.ABC):
 
     def on_quote(self, quote: Quote) -> None:  # noqa: B027 (most real venues ignore our quotes)
         """The latest quote of a symbol, for venues that price orders themselves."""
+
+    def on_trade(self, trade: Trade) -> None:  # noqa: B027 (as on_quote)
+        """A trade printed on the market (a simulated queue moves with it)."""
+
+    def on_book(self, book: BookSnapshot) -> None:  # noqa: B027 (as on_quote)
+        """A symbol's whole book, for venues that fill against its levels."""
 
     def ready(self) -> bool:
         return True

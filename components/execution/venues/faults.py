@@ -15,7 +15,7 @@ import random
 from decimal import Decimal
 
 from components.core.config import SimulatedFaultsConfig as Faults
-from components.core.events import Order, Quote
+from components.core.events import BookSnapshot, Order, Quote, Trade
 from components.execution.venues.base import (
     OutcomeUnknown,
     RateLimited,
@@ -95,6 +95,12 @@ class FaultyVenue(Venue):
 
     def on_quote(self, quote: Quote) -> None:
         self.venue.on_quote(quote)
+
+    def on_trade(self, trade: Trade) -> None:
+        self.venue.on_trade(trade)
+
+    def on_book(self, book: BookSnapshot) -> None:
+        self.venue.on_book(book)
 
     def ready(self) -> bool:
         return self.venue.ready()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from components.core.config import SimulatedVenueConfig
-from components.core.events import Order, Quote
+from components.core.events import BookSnapshot, Order, Quote, Trade
 from components.execution.venues.base import Report, Venue
 from components.execution.venues.matching import MatchingEngine
 
@@ -64,6 +64,12 @@ class SimulatedExchange(Venue):
 
     def on_quote(self, quote: Quote) -> None:
         self._publish(self.matching.on_quote(quote))
+
+    def on_trade(self, trade: Trade) -> None:
+        self._publish(self.matching.on_trade(trade))
+
+    def on_book(self, book: BookSnapshot) -> None:
+        self._publish(self.matching.on_book(book))
 
     def _publish(self, reports: list[Report]) -> None:
         for report in reports:

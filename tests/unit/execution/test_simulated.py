@@ -9,7 +9,15 @@ from decimal import Decimal
 import pytest
 
 from components.core.config import SimulatedVenueConfig
-from components.core.events import Order, OrderStatus, OrderType, Side
+from components.core.events import (
+    BookLevel,
+    BookSnapshot,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    Trade,
+)
 from components.execution.venues.base import DuplicateClientOrderId, Report
 from components.execution.venues.simulated import SimulatedExchange
 from tests.factories import quote
@@ -93,3 +101,25 @@ async def test_cancel_when_resting_or_in_flight_then_canceled_and_no_longer_open
 async def test_get_order_when_unknown_then_none() -> None:
     venue = SimulatedExchange(SimulatedVenueConfig())
     assert await venue.get_order("nope") is None
+
+
+async def test_trades_and_books_when_forwarded_then_queue_and_levels_fill_orders() -> None:
+    venue = SimulatedExchange(SimulatedVenueConfig(respect_quote_size=True))
+    venue.on_quote(quote("99.98", "100.02", size=5))
+    await venue.submit(order("resting", limit_price="99.98"))  # 5 shares ahead of it
+    venue.on_trade(Trade(symbol="AAPL", price=D("99.98"), size=D(8), ts_event_ns=1))
+    drain(venue)
+    assert (await venue.get_order("resting")).filled_quantity == D(3)  # type: ignore[union-attr]
+    book = BookSnapshot(
+        symbol="AAPL",
+        bids=[BookLevel(D("99.97"), D(50))],
+        asks=[BookLevel(D("100.01"), D(4)), BookLevel(D("100.03"), D(50))],
+        ts_event_ns=1,
+    )
+    venue.on_book(book)
+    await venue.submit(order("taker"))
+    reports = [r for r in drain(venue) if r.client_order_id == "taker"]
+    assert [(r.last_quantity, r.last_price) for r in reports if r.last_price] == [
+        (D(4), D("100.01")),
+        (D(6), D("100.03")),
+    ]
