@@ -280,7 +280,7 @@ class RiskEngine:
         self._refresh_exposure(quote.symbol)
         self._roll_session(now_ns)
         trip = self.monitors.on_price(now_ns, quote.symbol, mid)
-        if trip is None:
+        if trip is None and now_ns < self._next_session_ns:  # the session's P&L is current
             trip = self.monitors.on_equity(now_ns, self.equity(), self.daily_pnl())
         if trip is not None:
             self.trip(*trip, now_ns)
@@ -327,6 +327,12 @@ class RiskEngine:
             return
         session = self.calendar.session_of(now_ns)
         if session != self.state.session:
+            book = self.state.book
+            unmarked = [s for s, h in book.holdings.items() if h.quantity and s not in book.marks]
+            if unmarked:
+                # The session's P&L counts from its start equity: wait for every position's price
+                # (after a restart) rather than start it from positions valued at cost.
+                return
             equity = self.equity()
             try:
                 self.record(

@@ -290,3 +290,17 @@ def test_on_quote_when_crossed_or_nan_then_skipped_and_counted() -> None:
     assert engine.on_quote(quote("NaN", "100.01"), T0 + S) == []
     assert engine.metrics.skipped_quotes._value.get() == 2
     assert engine.quotes["AAPL"].bid_price == D("99.99")
+
+
+def test_session_when_new_after_restart_then_starts_once_every_position_is_priced() -> None:
+    engine = make_engine()
+    buy_and_fill(engine, T0, 10, "100")
+    engine.state.book.marks.clear()  # as after a restart: quotes are not logged
+    restarted = RiskEngine(engine.spec, state=engine.state)
+    next_day = T0 + 24 * 3600 * S
+    restarted.tick(next_day)
+    assert restarted.state.session == "2024-03-11"  # AAPL has no price yet
+    restarted.on_quote(quote("101.99", "102.01"), next_day + S)
+    assert restarted.state.session == "2024-03-12"
+    assert restarted.state.session_start_equity == restarted.state.book.equity()
+    assert restarted.daily_pnl() == D(0)

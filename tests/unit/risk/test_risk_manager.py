@@ -333,8 +333,8 @@ async def admin(
     monkeypatch.setenv("TS_RISK_ADMIN_TOKEN", "s3cret-token")
     risk = start(make_spec())
     app = server.build_app(risk.registry, risk.readiness, risk.status, risk.routes())
-    runner = await server.start(app, "127.0.0.1", risk.settings.http_port)
-    yield risk, f"http://127.0.0.1:{risk.settings.http_port}"
+    runner = await server.start(app, "127.0.0.1", 0)  # port 0: no race for a free port
+    yield risk, f"http://127.0.0.1:{runner.addresses[0][1]}"
     await runner.cleanup()
 
 
@@ -393,9 +393,9 @@ async def test_breaker_endpoints_when_no_token_configured_then_503(
     monkeypatch.delenv("TS_RISK_ADMIN_TOKEN", raising=False)
     risk = start(make_spec())
     app = server.build_app(risk.registry, risk.readiness, risk.status, risk.routes())
-    runner = await server.start(app, "127.0.0.1", risk.settings.http_port)
+    runner = await server.start(app, "127.0.0.1", 0)
     try:
-        url = f"http://127.0.0.1:{risk.settings.http_port}/breaker/reset"
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/breaker/reset"
         code, body = await post(url, "anything")
     finally:
         await runner.cleanup()
