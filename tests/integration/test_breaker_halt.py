@@ -224,3 +224,20 @@ def test_breaker_when_prices_crash_then_orders_rejected_execution_stopped_until_
     approved = [r.seq for r in records if isinstance(r, statelog.OrderApproved)]
     assert any(seq < tripped for seq in approved), "no order before the crash"
     assert not [seq for seq in approved if tripped < seq < reset], "an order passed while open"
+
+    # What an operator reads offline from the volume afterwards.
+    state = subprocess.run(
+        [sys.executable, "-m", "components", "state", str(data_dir), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    report = json.loads(state.stdout)
+    assert report["risk"]["last_sequence"] == records[-1].seq
+    assert [h["trigger"] for h in report["risk"]["breaker"]["history"]] == [
+        "volatility",
+        "manual_reset",
+    ]
+    assert report["execution"]["orders_handled"] >= len([s for s in approved if s < tripped])
