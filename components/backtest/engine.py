@@ -165,6 +165,7 @@ class Backtest:
         self._ids = itertools.count(1)
         self._half_spread = config.spread_bps * BPS * HALF
         self._exposed = False  # some position is open
+        self._after_fill: list[Intent] = []  # the strategy's intents on a fill, not yet acted on
         self._next_timer_ns: int | None = None
 
     def _clock(self) -> int:
@@ -417,6 +418,9 @@ class Backtest:
                 self.risk.on_update(outcome.update, self.now_ns)
             if report.status is OrderStatus.REJECTED:
                 self._reject(order.symbol, order.side, order.quantity, report.reason)
+        # What the strategy wants after a fill waits until this order is done with.
+        while self._after_fill:
+            self._intend(self._after_fill.pop(0))
         return filled
 
     def _reject(self, symbol: str, side: Side, quantity: Decimal, reason: str) -> None:
@@ -458,7 +462,7 @@ class Backtest:
             )
         intent = self.strategy.on_fill(fill)
         if intent is not None:
-            self._intend(intent)
+            self._after_fill.append(intent)
 
     def _close_everything(self) -> None:
         for symbol in sorted(self.book.holdings):

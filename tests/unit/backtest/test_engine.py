@@ -392,3 +392,23 @@ def test_run_when_breaker_trips_then_the_risk_manager_rejects_new_entries() -> N
     assert done.fills == []
     (rejected,) = done.rejected
     assert rejected.reason.startswith("BREAKER_OPEN: symbol=AAPL")
+
+
+class TakeProfit(Scripted):
+    """Buys on bar 0; on each buy fill, sells at once (a strategy that trades from on_fill)."""
+
+    def on_fill(self, fill: Fill) -> Intent | None:
+        super().on_fill(fill)
+        return Intent(fill.symbol, Side.SELL, "out") if fill.side is Side.BUY else None
+
+
+def test_run_when_strategy_trades_on_a_fill_then_after_that_order_is_done() -> None:
+    strategy = TakeProfit(ScriptedParams(signals={0: Side.BUY}))
+    done = Backtest(strategy, BacktestConfig(fill="close", quantity=D(4))).run(
+        bars([("10", "10"), ("10", "11")])
+    )
+    assert [(f.side, f.quantity, f.price) for f in done.fills] == [
+        (Side.BUY, D(4), D(10)),
+        (Side.SELL, D(4), D(10)),
+    ]
+    assert [t.pnl for t in done.round_trips] == [D(0)]
