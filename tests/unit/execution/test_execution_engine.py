@@ -357,3 +357,31 @@ async def test_close_when_a_submit_was_cut_short_then_closed_as_not_at_venue_wit
     last = sent(engine)[-1][1]
     assert isinstance(last, OrderUpdate)
     assert (last.status, last.reason) == (OrderStatus.CANCELED, "NOT_AT_VENUE: venue=simulated")
+
+
+async def test_on_order_when_venue_cannot_even_be_asked_then_unresolved_until_it_answers(
+    spec: TradingSystemSpec, start: Start
+) -> None:
+    engine = start(spec)
+    venue = engine.venue
+    real_get = venue.get_order
+    down = True
+
+    async def submit(order: Order) -> Report:
+        raise service.VenueError("connection refused")
+
+    async def get_order(client_order_id: str) -> Report | None:
+        if down:
+            raise service.VenueError("connection refused")
+        return await real_get(client_order_id)
+
+    venue.submit = submit  # type: ignore[method-assign]
+    venue.get_order = get_order  # type: ignore[method-assign]
+    await deliver(engine, order())
+    assert engine._unresolved == {"c1"}
+    assert engine.orders.states["c1"].status is OrderStatus.PENDING_NEW  # fate unknown: kept
+    down = False
+    await engine._reconcile_one("c1")  # what the unresolved loop does every few seconds
+    assert engine._unresolved == set()
+    last = sent(engine)[-1][1]
+    assert (last.status, last.reason) == (OrderStatus.CANCELED, "NOT_AT_VENUE: venue=simulated")  # type: ignore[union-attr]

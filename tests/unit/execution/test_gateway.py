@@ -136,3 +136,24 @@ def test_backoff_when_attempts_grow_then_ceiling_doubles_up_to_the_cap() -> None
     delays = [backoff.delay(5) for _ in range(200)]
     assert max(delays) <= 1.0 and min(delays) >= 0 and len(set(delays)) > 100
     assert backoff.delay(0, retry_after_s=12) == 12
+
+
+async def test_request_when_lookups_time_out_then_retried_then_last_error_raised() -> None:
+    venue, time = Scripted([]), FakeTime()
+    gate = gateway(venue, time, attempts=3)
+    calls = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OutcomeUnknown("no answer")
+        return "ok"
+
+    assert await gate.request("asking", flaky) == "ok" and len(calls) == 3
+
+    async def down() -> str:
+        raise VenueUnavailable("HTTP 503")
+
+    with pytest.raises(VenueUnavailable, match="HTTP 503"):
+        await gate.request("asking", down)
+    assert gate.metrics.retries.labels("timeout")._value.get() == 2

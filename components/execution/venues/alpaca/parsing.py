@@ -8,6 +8,8 @@ filled or partly filled by its quantities. Quantities and prices are strings: re
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -35,6 +37,7 @@ STATUSES: dict[str, OrderStatus] = {
     "rejected": S.REJECTED,
 }
 FILL_EVENTS = frozenset({"fill", "partial_fill"})
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
 
 
 class ParseError(ValueError):
@@ -49,6 +52,20 @@ def _decimal(value: Any, field: str) -> Decimal:
     if not number.is_finite():
         raise ParseError(f"{field}: not finite ({value!r})")
     return number
+
+
+def timestamp_ns(text: Any) -> int | None:
+    """An RFC 3339 time such as `2024-03-11T14:00:00.123456789Z` in ns since the epoch, or None
+    (Alpaca sends nanoseconds, which `datetime` cannot hold: the fraction is read apart)."""
+    match = _RFC3339.match(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    main, fraction, zone = match.groups()
+    try:
+        seconds = dt.datetime.fromisoformat(main + ("+00:00" if zone == "Z" else zone))
+    except ValueError:
+        return None
+    return int(seconds.timestamp()) * 1_000_000_000 + int((fraction or "").ljust(9, "0")[:9])
 
 
 def order_body(order: Order) -> dict[str, Any]:
@@ -93,7 +110,7 @@ def report(order: dict[str, Any], event: dict[str, Any] | None = None) -> Report
             quantity=quantity,
             filled_quantity=filled,
             avg_fill_price=None if avg in (None, "") else _decimal(avg, "filled_avg_price"),
-            ts_event_ns=time.time_ns(),
+            ts_event_ns=_event_time(order, event),
             last_quantity=last_quantity,
             last_price=last_price,
             reason=str(event.get("event")) if event and status in (S.REJECTED,) else "",
@@ -102,6 +119,15 @@ def report(order: dict[str, Any], event: dict[str, Any] | None = None) -> Report
         if isinstance(exc, ParseError):
             raise
         raise ParseError(f"order object: {exc!r}") from exc
+
+
+def _event_time(order: dict[str, Any], event: dict[str, Any] | None) -> int:
+    """When it happened at the venue: the event's time, else the order's last update, else now."""
+    for text in ((event or {}).get("timestamp"), order.get("updated_at")):
+        ns = timestamp_ns(text)
+        if ns is not None:
+            return ns
+    return time.time_ns()
 
 
 def positions(body: Any) -> dict[str, Decimal]:
