@@ -24,7 +24,8 @@ object verbs itself:
 - validation, answered with 422 like a real server: built-in kinds against the official schemas
   (`kubernetes-validate`'s strict schemas, compiled once per kind: unknown fields refused),
   custom resources against their CRD (defaulting, OpenAPI schema, CEL rules:
-  `crd_schema.CrdSchema`). Kinds it has no schema for (ServiceMonitor) are stored as they are.
+  `crd_schema.CrdSchema`). A declared kind with no schema (a third-party CRD's) is stored as
+  it is; an undeclared kind is 404, as on a cluster without its CRD.
 
 What only a cluster does (controllers, the garbage collector, scheduling, admission webhooks)
 is not emulated: a test plays the Deployment controller by writing `status` itself.
@@ -246,8 +247,12 @@ class ApiServer(kmock.KubernetesEmulator):
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         resource = request.resource
-        if resource is None or resource.plural is None or resource not in self._kinds:
-            return await super()._handle(request)  # discovery, and 404 for what is undeclared
+        if resource is None or resource.plural is None:
+            return await super()._handle(request)  # discovery
+        if resource not in self._kinds:
+            # kmock would store it; a cluster without that kind (no CRD) answers 404.
+            missing = _error(404, "NotFound", "the server could not find the requested resource")
+            return await self._render_error(missing)
         try:
             if request.action == kmock.action.WATCH:
                 return await self._watch(request)

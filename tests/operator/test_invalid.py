@@ -77,3 +77,20 @@ async def test_alpaca_venue_without_credentials_secret_then_degraded_saying_so(
         lambda: systems.condition(systems.system(api), "Degraded").get("reason") == "AsExpected",
         what="credentials accepted",
     )
+
+
+async def test_child_the_cluster_cannot_take_then_degraded_apply_failed(
+    api: ApiServer, client: KubeApi, operator: Operator
+) -> None:
+    """No Prometheus Operator here: the ServiceMonitor's kind is unknown to this server."""
+    await systems.create(client, systems.manifest(monitoring={"service_monitor": True}))
+    body = await eventually(
+        lambda: (
+            (s := systems.system(api))
+            and systems.condition(s, "Degraded").get("reason") == "ApplyFailed"
+            and s
+        ),
+        what="ApplyFailed",
+    )
+    assert "ServiceMonitor demo-metrics" in systems.condition(body, "Degraded")["message"]
+    assert systems.deployment(api, "demo", "execution") is not None  # everything else applied
