@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test bench lint format
+.PHONY: run test bench lint format golden
 
 $(READY): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,3 +33,8 @@ lint: $(READY)
 format: $(READY)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## golden: rewrite the operator's golden manifests (tests/operator/golden) and the CRD; review the diff
+golden: $(READY)
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/operator/test_golden.py
+	$(BIN)/tradingsystem crd > crds/tradingsystem.yaml
