@@ -9,10 +9,12 @@ case-insensitively; which columns are present says what the file holds:
     trades  time, price, size
 
 plus an optional `symbol` column (else every row is `symbol`, by default the file's name in
-capitals). The time column is `timestamp`, `time`, `datetime` or `date`, ISO 8601 text (a time
-without an offset is UTC) or a Parquet timestamp, or `ts_ns`, integer nanoseconds since the epoch.
-A bar's time is its open; it closes one timeframe later (the smallest gap between two bars of a
-symbol, unless given), e.g. `86400s` for daily bars.
+capitals, without what a ticker cannot hold: `spy_daily.csv` is SPYDAILY). The time column is
+`timestamp`, `time`, `datetime` or `date`, ISO 8601 text (a time without an offset is UTC) or a
+Parquet timestamp, or `ts_ns`, integer nanoseconds since the epoch.
+A bar's time is its open; it closes one timeframe later: the one a `timeframe` column names
+(`86400s`, as `tradingsystem data fetch` writes it, see `marketdata.parquet`), else the smallest gap
+between two bars of a symbol, unless given.
 
 Prices stay exact: CSV text becomes `Decimal` as written, a Parquet float through its shortest
 repr (`money.to_decimal`). A row with a price that is not a finite positive number, a negative
@@ -24,6 +26,7 @@ silently repaired data would be a backtest of something else.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -59,7 +62,7 @@ def load(
         return table.column(columns[name]).to_pylist()
 
     times = _times(table, columns, where)
-    symbols = column("symbol") if "symbol" in columns else [symbol or path.stem.upper()] * rows
+    symbols = column("symbol") if "symbol" in columns else [symbol or _ticker(path)] * rows
     if all(name in columns for name in BAR_COLUMNS):
         events: list[Event] = _bars(column, columns, times, symbols, rows, where, timeframe_s)
         events.sort(key=_bar_close)
@@ -92,6 +95,12 @@ def load_all(
 
 def _time(event: Event) -> int:
     return event.ts_close_ns if isinstance(event, Bar) else event.ts_event_ns
+
+
+def _ticker(path: Path) -> str:
+    """A ticker from a file's name: `spy_daily.csv` is SPYDAILY; ASSET if none can be made."""
+    letters = re.sub(r"[^A-Z0-9.]", "", path.stem.upper())[:10]
+    return letters if letters[:1].isalpha() else "ASSET"
 
 
 def _bar_close(bar: Bar) -> int:
@@ -175,6 +184,8 @@ def _bars(
     vwaps = column("vwap") if "vwap" in columns else [None] * rows
     counts = column("trade_count") if "trade_count" in columns else [0] * rows
     _check_increasing(times, symbols, where)
+    if timeframe_s is None and "timeframe" in columns:
+        timeframe_s = _named_timeframe_s(column("timeframe"), where)
     step_ns = _timeframe_ns(times, symbols, where) if timeframe_s is None else timeframe_s * NS
     timeframe = f"{step_ns // NS}s"
     price, size = money.to_price, money.to_size
@@ -206,6 +217,20 @@ def _bars(
             )
         )
     return bars
+
+
+def _named_timeframe_s(names: Sequence[Any], where: str) -> int | None:
+    """The one timeframe a `timeframe` column names (`86400s`, as bars are named), or None."""
+    distinct = {str(name).strip() for name in names}
+    if len(distinct) != 1:
+        if len(distinct) > 1:
+            raise DataError(f"{where}: bars of several timeframes ({', '.join(sorted(distinct))})")
+        return None
+    (name,) = distinct
+    seconds = name.removesuffix("s")
+    if not (name.endswith("s") and seconds.isdigit() and int(seconds) > 0):
+        raise DataError(f"{where}: timeframe {name!r}: expected seconds such as '86400s'")
+    return int(seconds)
 
 
 def _timeframe_ns(times: Sequence[int], symbols: Sequence[Any], where: str) -> int:

@@ -122,3 +122,48 @@ def test_load_when_crossed_quote_then_data_error(tmp_path: Path) -> None:
     path.write_text("ts_ns,bid_price,bid_size,ask_price,ask_size\n1,10.5,1,10.4,1\n")
     with pytest.raises(DataError, match=re.escape("row 1: crossed quote: bid 10.5 above ask 10.4")):
         data.load(path)
+
+
+def test_load_when_parquet_written_by_marketdata_then_same_bars_back(tmp_path: Path) -> None:
+    """The layout `tradingsystem data fetch` writes (exact text prices, a timeframe column) is
+    what a backtest reads, even one bar per symbol."""
+    from components.marketdata import parquet
+
+    bar = Bar(
+        symbol="SPY",
+        timeframe="86400s",
+        open=D("470.1"),
+        high=D("472.55"),
+        low=D("469.02"),
+        close=D("471.3"),
+        volume=D("81234567"),
+        vwap=D("470.98"),
+        trade_count=654321,
+        ts_open_ns=JAN_2_NS,
+        ts_close_ns=JAN_2_NS + DAY_NS,
+    )
+    path = tmp_path / "spy.parquet"
+    parquet.write(path, parquet.bars_table([bar]))
+    assert data.load(path) == [bar]
+
+
+def test_load_when_timeframe_column_mixed_then_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text(
+        "ts_ns,timeframe,open,high,low,close\n0,60s,1,1,1,1\n60000000000,300s,1,1,1,1\n"
+    )
+    with pytest.raises(DataError, match=r"bars of several timeframes \(300s, 60s\)"):
+        data.load(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "ticker"),
+    [("spy_daily.csv", "SPYDAILY"), ("2024-q1.csv", "ASSET"), ("brk.b.csv", "BRK.B")],
+)
+def test_load_when_no_symbol_column_then_ticker_from_file_name(
+    tmp_path: Path, name: str, ticker: str
+) -> None:
+    path = tmp_path / name
+    path.write_text("ts_ns,price,size\n1,10,1\n")
+    (trade,) = data.load(path)
+    assert isinstance(trade, Trade) and trade.symbol == ticker
