@@ -461,15 +461,21 @@ class RiskEngine:
             if approval.acknowledged or now_ns - approval.ts_approved_ns <= timeout_ms * 1_000_000:
                 continue
             client_order_id = approval.order.client_order_id
-            self.record(
-                records.OrderClosed(
-                    ts_logged_ns=now_ns,
-                    client_order_id=client_order_id,
-                    status=OrderStatus.EXPIRED,
-                    reason=f"{APPROVAL_EXPIRED}: timeout_ms={timeout_ms}",
-                ),
-                now_ns,
-            )
+            try:
+                self.record(
+                    records.OrderClosed(
+                        ts_logged_ns=now_ns,
+                        client_order_id=client_order_id,
+                        status=OrderStatus.EXPIRED,
+                        reason=f"{APPROVAL_EXPIRED}: timeout_ms={timeout_ms}",
+                    ),
+                    now_ns,
+                )
+            except OSError as exc:
+                # Not logged, not released: its exposure keeps counting (on doubt, reject) and
+                # the next tick tries again.
+                log.error("Could not log the expiry of order %s: %s.", client_order_id, exc)
+                return
             self.metrics.expired.inc()
             self.metrics.pending.set(len(self.state.approvals))
             log.warning(

@@ -410,3 +410,22 @@ async def test_restore_when_breaker_was_open_then_still_open_with_its_history(
     again = start(make_spec())
     assert again.status()["breaker"] == risk.status()["breaker"]
     assert again.registry.get_sample_value("risk_breaker_state") == 2
+
+
+async def test_expire_approvals_when_state_log_fails_then_kept_and_expired_next_tick(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    risk = start(make_spec(approval_timeout_ms=100))
+    await risk.on_check_signal(request())
+    later = time.time_ns() + 200_000_000
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(journal.os, "fsync", disk_full)
+        risk.expire_approvals(later)  # no exception out of the loop that ticks
+    assert len(risk.state.approvals) == 1  # still counted
+    assert risk.registry.get_sample_value("risk_statelog_failures_total") == 1
+    risk.expire_approvals(later)
+    assert risk.state.approvals == {}
