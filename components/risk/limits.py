@@ -111,9 +111,27 @@ class Context:
     equity: Decimal = ZERO
     open_orders: int = 0
     others_notional: OthersNotional | None = None
+    # Several limits ask how an order changes its symbol's exposure: worked out once per signal.
+    _changes: dict[int, Change] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def exposure(self, symbol: str) -> Exposure:
         return self.exposures.get(symbol) or Exposure()
+
+    def change(self, signal: Signal) -> Change:
+        """The symbol's exposure before the order, and its worst case before and after."""
+        found = self._changes.get(id(signal))
+        if found is None:
+            before = self.exposure(signal.symbol)
+            after = before.with_order(signal.side, signal.quantity)
+            found = self._changes[id(signal)] = Change(before, before.worst, after.worst)
+        return found
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Change:
+    before: Exposure
+    worst_before: Decimal
+    worst_after: Decimal
 
 
 class ExposureBook:
@@ -277,14 +295,14 @@ class MaxPosition:
     limit: Decimal
 
     def check(self, signal: Signal, context: Context) -> Rejection | None:
-        before = context.exposure(signal.symbol)
-        after = before.with_order(signal.side, signal.quantity)
-        if after.worst <= self.limit or after.worst <= before.worst:
+        change = context.change(signal)
+        if change.worst_after <= self.limit or change.worst_after <= change.worst_before:
             return None
+        before = change.before
         return Rejection.of(
             RejectReason.POSITION_LIMIT_EXCEEDED,
             symbol=signal.symbol,
-            position=after.worst,
+            position=change.worst_after,
             limit=self.limit,
             filled=before.position,
             pending=before.pending_buy if signal.side is Side.BUY else before.pending_sell,
@@ -303,16 +321,15 @@ class MaxNotional:
         price = order_price(quotes.get(signal.symbol), signal.side)
         if price is None:
             return Rejection.of(RejectReason.NO_PRICE, symbol=signal.symbol)
-        before = context.exposure(signal.symbol)
-        after = before.with_order(signal.side, signal.quantity)
+        change = context.change(signal)
         if context.others_notional is not None:
             others, missing = context.others_notional(signal.symbol)
         else:
             others, missing = _others_notional(signal.symbol, context)
         if missing is not None:
             return Rejection.of(RejectReason.NO_PRICE, symbol=missing, needed_for="notional")
-        notional_before = others + before.worst * price
-        notional_after = others + after.worst * price
+        notional_before = others + change.worst_before * price
+        notional_after = others + change.worst_after * price
         if notional_after <= self.limit or notional_after <= notional_before:
             return None
         return Rejection.of(
@@ -347,11 +364,10 @@ class MaxConcentration:
         price = order_price(context.quotes.get(signal.symbol), signal.side)
         if price is None:
             return Rejection.of(RejectReason.NO_PRICE, symbol=signal.symbol)
-        before = context.exposure(signal.symbol)
-        after = before.with_order(signal.side, signal.quantity)
-        if after.worst <= before.worst:
+        change = context.change(signal)
+        if change.worst_after <= change.worst_before:
             return None
-        value = after.worst * price
+        value = change.worst_after * price
         if context.equity > 0 and value * HUNDRED <= self.pct * context.equity:
             return None
         share = "n/a" if context.equity <= 0 else round(value * HUNDRED / context.equity, 2)
