@@ -46,7 +46,11 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--params", default="{}", help="the strategy's parameters (JSON or YAML)")
     parser.add_argument("--symbol", help="symbol of rows without a symbol column")
-    parser.add_argument("--timeframe-s", type=int, help="bar length, if not the smallest gap")
+    parser.add_argument(
+        "--timeframe-s",
+        type=int,
+        help="bar length in seconds (default: the timeframe column, else the smallest gap)",
+    )
     parser.add_argument("--config", type=Path, help="YAML file of backtest settings")
     parser.add_argument(
         "--system",
@@ -67,7 +71,10 @@ def add_parser(commands: Any) -> None:
     settings = parser.add_argument_group("backtest settings (BacktestConfig)")
     for name, field in BacktestConfig.model_fields.items():
         settings.add_argument(
-            f"--{name.replace('_', '-')}", dest=f"setting_{name}", help=field.description
+            f"--{name.replace('_', '-')}",
+            dest=f"setting_{name}",
+            metavar=name.upper(),
+            help=field.description,
         )
     parser.set_defaults(handler=main)
 
