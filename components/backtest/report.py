@@ -15,6 +15,7 @@ from typing import Any
 
 MAX_POINTS = 2000
 WIDTH, HEIGHT, PAD = 900, 260, 48
+LEFT = 96  # room for the value labels, e.g. "1,234,567.89"
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 960px; color: #222; }
@@ -62,7 +63,7 @@ def _plot(points: list[tuple[int, float]], title: str, fill: str, percent: bool 
         high, low = high + 1, low - 1
 
     def x(t: int) -> float:
-        return PAD + (t - t0) / max(t1 - t0, 1) * (WIDTH - 2 * PAD)
+        return LEFT + (t - t0) / max(t1 - t0, 1) * (WIDTH - LEFT - PAD)
 
     def y(v: float) -> float:
         return PAD / 2 + (high - v) / (high - low) * (HEIGHT - PAD)
@@ -74,13 +75,13 @@ def _plot(points: list[tuple[int, float]], title: str, fill: str, percent: bool 
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{html.escape(title)}">'
-        f'<rect x="{PAD}" y="{PAD / 2}" width="{WIDTH - 2 * PAD}" height="{HEIGHT - PAD}" '
+        f'<rect x="{LEFT}" y="{PAD / 2}" width="{WIDTH - LEFT - PAD}" height="{HEIGHT - PAD}" '
         'fill="none" stroke="#ccc"/>'
         f'<polygon points="{area}" fill="{fill}" fill-opacity="0.15"/>'
         f'<polyline points="{line}" fill="none" stroke="{fill}" stroke-width="1.2"/>'
-        f'<text x="{PAD - 4}" y="{y(high) + 4:.1f}" text-anchor="end">{label(high)}</text>'
-        f'<text x="{PAD - 4}" y="{y(low) + 4:.1f}" text-anchor="end">{label(low)}</text>'
-        f'<text x="{PAD}" y="{HEIGHT - 6}">{_date(t0)}</text>'
+        f'<text x="{LEFT - 4}" y="{y(high) + 4:.1f}" text-anchor="end">{label(high)}</text>'
+        f'<text x="{LEFT - 4}" y="{y(low) + 4:.1f}" text-anchor="end">{label(low)}</text>'
+        f'<text x="{LEFT}" y="{HEIGHT - 6}">{_date(t0)}</text>'
         f'<text x="{WIDTH - PAD}" y="{HEIGHT - 6}" text-anchor="end">{_date(t1)}</text>'
         "</svg>"
     )
