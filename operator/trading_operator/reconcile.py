@@ -24,7 +24,7 @@ from components.core.config import API_VERSION, KIND, TradingSystemSpec, parse_s
 from components.core.errors import ConfigError, KubeApiError
 from components.core.status import ComponentStatus
 from components.runtime.kubeapi import KubeApi
-from trading_operator import builders, halt, kinds, metrics, names, status
+from trading_operator import builders, events, halt, kinds, metrics, names, status
 from trading_operator.apply import apply
 from trading_operator.builders import configmaps
 from trading_operator.settings import OperatorSettings
@@ -92,7 +92,7 @@ class Reconciler:
         if latch is not None:
             body = await self.api.patch(kinds.system_url(namespace, name), latch)
             if decision.latch:
-                kopf.event(body, type="Warning", reason="HaltLatched", message=decision.message)
+                await events.post(self.api, body, "Warning", "HaltLatched", decision.message)
         generation = int(body["metadata"].get("generation", 0))
         observed = status.Observed(generation=generation, halt=decision)
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
-
 from components.core.status import ComponentStatus, TradingSystemStatus
 from components.runtime.kubeapi import KubeApi
-from trading_operator import conditions, kinds
+from trading_operator import conditions, events, kinds
 from trading_operator.halt import Halt
 
 WARNINGS = {"Halted": "True", "BreakerOpen": "True", "Degraded": "True", "Ready": "False"}
@@ -118,5 +116,5 @@ async def write(api: KubeApi, body: dict[str, Any], status: dict[str, Any]) -> b
         text = f"{cond['type']} is {cond['status']}" + (
             f": {cond['message']}" if cond["message"] else "."
         )
-        kopf.event(body, type=kind, reason=cond["reason"], message=text)
+        await events.post(api, body, kind, cond["reason"], text)
     return True

@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 
 from components.runtime.kubeapi import KubeApi
-from trading_operator import kinds, names
+from trading_operator import events, kinds, names
 from trading_operator.reconcile import Reconciler
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ async def teardown(reconciler: Reconciler, body: dict[str, Any]) -> None:
             delay=min(reconciler.settings.retry_s, 1.0),
         )
     if pods:
-        kopf.warn(body, reason="TeardownTimeout", message="Execution pods still running.")
+        message = f"{len(pods)} execution pod(s) still running after {waited_s:.0f} s."
+        await events.post(api, body, "Warning", "TeardownTimeout", message)
 
     for component in names.TEARDOWN_ORDER:
         await api.delete(kinds.url("Deployment", namespace, names.deployment(name, component)))
@@ -44,18 +45,27 @@ async def teardown(reconciler: Reconciler, body: dict[str, Any]) -> None:
             if _managed(child):
                 await api.delete(kinds.url(kind, namespace, child["metadata"]["name"]))
     await _state_volumes(api, body, namespace, name)
-    kopf.info(body, reason="TornDown", message="Execution halted first, then every component.")
+    message = "Execution halted first, then every component; state volumes " + (
+        "kept." if _retained(body) else "deleted."
+    )
+    await events.post(api, body, "Normal", "TornDown", message)
 
 
 async def _state_volumes(api: KubeApi, body: dict[str, Any], namespace: str, name: str) -> None:
-    retain = ((body.get("spec") or {}).get("storage") or {}).get("retain_on_delete", True)
+    retain = _retained(body)
     for component in names.STATEFUL:
         url = kinds.url("PersistentVolumeClaim", namespace, names.state_claim(name, component))
-        if retain is False:
+        if not retain:
             await api.delete(url)
         elif await api.find(url) is not None:
             # Kept: no owner left that the garbage collector could follow to it.
             await api.patch(url, {"metadata": {"ownerReferences": None}})
+
+
+def _retained(body: dict[str, Any]) -> bool:
+    return ((body.get("spec") or {}).get("storage") or {}).get(
+        "retain_on_delete", True
+    ) is not False
 
 
 def _managed(child: dict[str, Any]) -> bool:

@@ -96,3 +96,24 @@ async def test_operator_restarted_while_halted_then_still_halted(
     await operator.start()
     await eventually(lambda: systems.replicas(api, "execution") == 0, what="halt enforced again")
     assert _halted(api)["status"] == "True"
+
+
+async def test_breaker_found_by_the_poll_then_latch_event_posted(
+    api: ApiServer, client: KubeApi, operator: Operator
+) -> None:
+    """A pass run by the resync loop (outside any kopf handler) still posts its Events."""
+    from tests.operator.test_breaker import risk_status
+
+    await systems.create(client)
+    await eventually(lambda: systems.replicas(api, "execution") == 1, what="running")
+    async with risk_status({"state": "open", "reason": "MAX_DRAWDOWN", "since_ns": 9}):
+        await eventually(lambda: systems.replicas(api, "execution") == 0, what="halted")
+    reasons = await eventually(
+        lambda: (
+            {o["reason"] for k, r, _, o in api.journal() if r == "Event"}
+            >= {"HaltLatched", "BreakerOpen"}
+            and {o["reason"] for k, r, _, o in api.journal() if r == "Event"}
+        ),
+        what="the latch's and the condition's Events",
+    )
+    assert "HaltLatched" in reasons
