@@ -149,14 +149,16 @@ class Supervisor:
         }
         self.activity = Activity()
         # The state at start plus every fill seen: what the risk manager's log must hold at the end.
-        self.observed = statelog.load_book(data_dir / "risk", spec.risk.initial_cash)
+        on_disk = statelog.load(data_dir / "risk", spec.risk.initial_cash).state
+        self.observed = on_disk.book
         self.listeners: list[Callable[[Envelope], None]] = []  # extra observers (benchmarks)
         self.fill_ids: set[str] = set()
         self.observed_topics = [""]  # everything: the live view shows prices too
         self.stopping = False
         self.started_at = time.monotonic()
-        self.breaker = BreakerState.CLOSED
-        self.halted = False  # execution stopped because the breaker is open
+        # A breaker left open by an earlier run keeps execution from starting at all.
+        self.breaker = on_disk.breaker.state
+        self.halted = self.breaker is BreakerState.OPEN  # execution stopped: breaker open
         self._may_run = asyncio.Event()  # set while execution may run (made in the loop)
         self._halt_task: asyncio.Task[None] | None = None
 
@@ -335,7 +337,11 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        self._may_run.set()
+        if not self.halted:
+            self._may_run.set()
+        else:
+            self.children[HALTED_BY_BREAKER].state = "halted: breaker open"
+            log.warning("The breaker of %s is open: execution stays stopped.", self.name)
         bus = Bus(self.endpoints, "local-observer", prom.CollectorRegistry())
         tasks: list[asyncio.Task[None]] = []
         async with aiohttp.ClientSession() as session:
@@ -345,7 +351,8 @@ class Supervisor:
             }
             await self._wait_ready(["broker"], stop)
             tasks.append(asyncio.create_task(self._observe(bus)))
-            await self._wait_ready(list(self.children), stop)
+            running = [n for n in self.children if not (self.halted and n == HALTED_BY_BREAKER)]
+            await self._wait_ready(running, stop)
             if view is not None:
                 tasks.append(asyncio.create_task(view.refresh_until(stop)))
             with contextlib.suppress(TimeoutError):

@@ -9,6 +9,8 @@ from pathlib import Path
 from components.core.config import parse_spec
 from components.core.events import BreakerState, RiskState
 from components.local import Supervisor, default_document, restart_delay_s
+from components.risk import breaker, statelog
+from components.risk.engine import RiskEngine
 
 
 def test_restart_delay_when_failures_repeat_then_doubles_up_to_thirty_seconds() -> None:
@@ -53,3 +55,18 @@ async def test_on_risk_state_when_breaker_opens_then_execution_halted_until_it_l
     supervisor.on_risk_state(risk_state(BreakerState.HALF_OPEN))
     assert not supervisor.halted and supervisor._may_run.is_set()
     assert any("execution halted" in line for line in supervisor.activity.recent)
+
+
+def test_supervisor_when_breaker_left_open_on_disk_then_execution_starts_halted(
+    tmp_path: Path,
+) -> None:
+    _, spec = parse_spec(default_document())
+    store, _ = statelog.StateStore.open(tmp_path / "risk", spec.risk.initial_cash, 10_000)
+    engine = RiskEngine(spec, store=store)
+    engine.start("demo", 1_710_165_600 * 10**9)
+    engine.trip(breaker.Trigger.MANUAL, "left open", 1_710_165_601 * 10**9)
+    store.close()
+    supervisor = Supervisor("demo", spec, tmp_path / "config.yaml", tmp_path)
+    assert supervisor.halted and supervisor.breaker is BreakerState.OPEN
+    supervisor.on_risk_state(risk_state(BreakerState.CLOSED))
+    assert not supervisor.halted and supervisor._may_run.is_set()
