@@ -106,7 +106,7 @@ async def operator(api: ApiServer, kubeconfig: Path) -> AsyncIterator[Operator]:
 
 
 async def eventually(
-    check: Callable[[], Any | Awaitable[Any]], timeout_s: float = 10.0, what: str = ""
+    check: Callable[[], Any | Awaitable[Any]], timeout_s: float = 20.0, what: str = ""
 ) -> Any:
     """Wait until `check()` is truthy and return it; fail after `timeout_s` saying what."""
     deadline = time.monotonic() + timeout_s
