@@ -164,7 +164,11 @@ class Validator:
         self.symbols = frozenset(symbols) if symbols is not None else None
         self.drops = drops
         self.max_future_ns = int(max_future_s * _NS_PER_S)
-        self._last: dict[tuple[str, str], tuple[int, collections.deque[MarketEvent]]] = {}
+        # (time, the event accepted at it) or, once a second one comes at the same instant,
+        # (time, the events at it): the common case allocates no container.
+        self._last: dict[
+            tuple[str, str], tuple[int, MarketEvent | collections.deque[MarketEvent]]
+        ] = {}
 
     def accept(self, event: MarketEvent, now_ns: int) -> bool:
         if self.symbols is not None and event.symbol not in self.symbols:
@@ -185,8 +189,7 @@ class Validator:
         key = _stream_of(event)
         last = self._last.get(key)
         if last is None or ts_ns > last[0]:
-            # Bounded: a flood at one instant must not make each check slower than the last.
-            self._last[key] = (ts_ns, collections.deque((event,), maxlen=SAME_TIME_KEPT))
+            self._last[key] = (ts_ns, event)
             return True
         last_ns, at_last = last
         if ts_ns < last_ns:
@@ -195,7 +198,14 @@ class Validator:
                 f"{key[0]} of {event.symbol} at {ts_ns} is before the last one at {last_ns}",
             )
             return False
-        if event in at_last:
+        if isinstance(at_last, collections.deque):
+            seen = event in at_last
+        else:
+            seen = event == at_last
+            # Bounded: a flood at one instant must not make each check slower than the last.
+            at_last = collections.deque((at_last,), maxlen=SAME_TIME_KEPT)
+            self._last[key] = (ts_ns, at_last)
+        if seen:
             self.drops(DropReason.DUPLICATE, f"{key[0]} of {event.symbol} at {ts_ns} seen already")
             return False
         at_last.append(event)
