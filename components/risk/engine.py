@@ -302,7 +302,8 @@ class RiskEngine:
             strategy=STOPS_STRATEGY,
             symbol=quote.symbol,
             side=Side.SELL if holding.quantity > 0 else Side.BUY,
-            quantity=abs(holding.quantity),
+            # At most one order's worth: the rest exits on a later quote, once this one is done.
+            quantity=min(abs(holding.quantity), self.spec.risk.limits.max_order_quantity),
             ts_event_ns=now_ns,
             ts_origin_ns=now_ns,
             reason=reason,

@@ -188,6 +188,7 @@ class RiskManager(Component):
                 return SignalChecked(
                     signal_id=signal.signal_id, approved=False, reason=rejection.message
                 )
+        raise AssertionError(f"unknown decision {decision!r}")
 
     def send(self, approved: lifecycle.Approved, trace_id: str | None) -> None:
         """Publish an approved order for execution: the only way an order leaves."""

@@ -304,3 +304,18 @@ def test_session_when_new_after_restart_then_starts_once_every_position_is_price
     assert restarted.state.session == "2024-03-12"
     assert restarted.state.session_start_equity == restarted.state.book.equity()
     assert restarted.daily_pnl() == D(0)
+
+
+def test_stop_exit_when_position_above_max_order_quantity_then_exits_in_parts() -> None:
+    engine = make_engine(
+        limits={"max_position": 500, "max_order_quantity": 100, "max_order_value": 100_000},
+        stops={"stop_loss_pct": 2},
+    )
+    for _ in range(2):
+        buy_and_fill(engine, T0, 100, "100")
+    engine.on_quote(quote("99.99", "100.01"), T0)
+    [first] = engine.on_quote(quote("97.00", "97.02"), T0 + S)
+    assert first.order.quantity == D(100)
+    engine.on_fill(fill(first.order, "97.00"), T0 + S)
+    [second] = engine.on_quote(quote("97.00", "97.02"), T0 + 2 * S)
+    assert second.order.quantity == D(100)
