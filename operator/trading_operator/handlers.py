@@ -1,10 +1,10 @@
 """The kopf handlers, thin, in lifecycle order: start-up (which also starts the resync and
 breaker-poll loop, `resync.py`), every event of a TradingSystem, every event of a child,
-deletion, shut-down. The work is in
-`reconcile.py` (one pass), `halt.py`, `status.py` and `teardown.py`.
+deletion, shut-down. The work is in `reconcile.py` (one pass), `halt.py`, `status.py` and
+`teardown.py`.
 
-Run it with `kopf run -m trading_operator.handlers --standalone --liveness=http://0.0.0.0:8081/healthz`
-(one replica, Recreate strategy: see `deploy.py`).
+Run: `kopf run -m trading_operator.handlers --standalone --all-namespaces
+--liveness=http://0.0.0.0:8081/healthz` (one replica, Recreate strategy: see `deploy.py`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from trading_operator.reconcile import Reconciler
 from trading_operator.settings import from_environment
 
 GROUP, _, VERSION = API_VERSION.partition("/")
-SETTINGS = from_environment()  # read once: kopf's decorators below need the intervals
+SETTINGS = from_environment()  # read once, at import
 MANAGED = {"app.kubernetes.io/managed-by": names.MANAGER}
 CHILDREN = [
     ("apps", "v1", "deployments"),
@@ -57,6 +57,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.level = logging.WARNING  # handler log lines become Events only if serious
+    if settings.watching.server_timeout is None:
+        # Watches end and resume from their resourceVersion now and then, rather than hanging
+        # on a connection a load balancer dropped silently.
+        settings.watching.server_timeout = 300
     api = KubeApi(KubeConfig.from_environment())
     await api.__aenter__()
     memo.reconciler = Reconciler(api, SETTINGS)
