@@ -40,7 +40,9 @@ async def test_spec_only_the_models_refuse_then_failed_naming_the_field(
 
     invalid = {"halted": True, "execution": {"simulated": {"fee_rate": "1.5"}}}
     await systems.patch(client, {"spec": invalid})
-    body = await eventually(lambda: (s := systems.system(api))["status"]["phase"] == "Failed" and s)
+    body = await eventually(
+        lambda: (s := systems.system(api)).get("status", {}).get("phase") == "Failed" and s
+    )
     degraded = systems.condition(body, "Degraded")
     assert degraded["status"] == "True" and degraded["reason"] == "InvalidSpec"
     assert "spec.execution.simulated.fee_rate" in degraded["message"]
