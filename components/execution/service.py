@@ -18,8 +18,9 @@ exported. An order of at least `algo.min_quantity` is worked as a TWAP/VWAP pare
 released at the risk manager and sent as children, each checked by the risk manager.
 
 On start, before it takes any order, it reconciles every order of its log that was not terminal
-with the venue (by client order id), and loads the venue's open orders and positions. While the
-risk manager's breaker is open (`risk.state`) it refuses new orders. On shutdown (SIGTERM) it
+with the venue (by client order id), and loads the venue's open orders and positions; orders then
+wait until the risk manager has said where its breaker stands (`risk.state`), and are refused if
+it says nothing in time. While the breaker is open it refuses new orders. On shutdown (SIGTERM) it
 cancels whatever is still working at the venue, within `cancel_timeout_s`, and publishes the
 outcome, so a stopped engine leaves no orders behind.
 """
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
 RESEND_AFTER_S = 1.0  # a fill not confirmed this long after it was sent is sent again
 UNRESOLVED_RETRY_S = 2.0  # how often orders of unknown fate are looked up again
+HOLD_FOR_RISK_STATE_S = 3.0  # at start, orders wait this long for the risk manager's breaker
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,48}$")  # Alpaca allows up to 48 characters
 
 
@@ -91,6 +93,10 @@ class ExecutionEngine(Component):
         self.orders = orderlog.Orders()
         self.breaker = BreakerState.CLOSED
         self.breaker_reason = ""
+        # Until the risk manager has said where its breaker stands, orders wait (see `run`).
+        self._risk_heard: asyncio.Event | None = None
+        self._breaker_unknown = False
+        self._held: list[tuple[Order, wire.Envelope]] = []
         self.venue_positions: dict[str, Decimal] = {}
         self.reconciled = False
         self._log: orderlog.OrderLog | None = None
@@ -143,7 +149,9 @@ class ExecutionEngine(Component):
         for parent_id, parent in self.orders.parents.items():
             if not parent.done:
                 self._spawn(self._work_parent(parent_id))
+        self._risk_heard = asyncio.Event()
         async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._expect_risk_state())
             tasks.create_task(self._consume(subscriber))
             tasks.create_task(self._forward_reports())
             tasks.create_task(self._resend_unconfirmed_fills())
@@ -263,7 +271,10 @@ class ExecutionEngine(Component):
             elif isinstance(payload, Bar):
                 self.slippage.on_bar(payload)
             elif isinstance(payload, Order):
-                self._spawn(self.on_order(payload, envelope))
+                if self._risk_heard is not None and not self._risk_heard.is_set():
+                    self._held.append((payload, envelope))  # idle until the breaker is known
+                else:
+                    self._spawn(self.on_order(payload, envelope))
             elif isinstance(payload, FillBooked):
                 self.on_fill_booked(payload)
             elif isinstance(payload, RiskState):
@@ -274,7 +285,27 @@ class ExecutionEngine(Component):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _expect_risk_state(self) -> None:
+        """Release the orders held at start once the breaker is known; without word from the
+        risk manager in time, refuse them (and what follows) until it speaks."""
+        assert self._risk_heard is not None
+        try:
+            await asyncio.wait_for(self._risk_heard.wait(), HOLD_FOR_RISK_STATE_S)
+        except TimeoutError:
+            log.warning(
+                "No risk.state within %g s: orders are refused until the breaker is known.",
+                HOLD_FOR_RISK_STATE_S,
+            )
+            self._breaker_unknown = True
+            self._risk_heard.set()
+        held, self._held = self._held, []
+        for order, envelope in held:
+            self._spawn(self.on_order(order, envelope))
+
     def on_risk_state(self, state: RiskState) -> None:
+        self._breaker_unknown = False
+        if self._risk_heard is not None:
+            self._risk_heard.set()
         if state.breaker is not self.breaker:
             log.warning(
                 "Risk breaker is %s%s.",
@@ -431,6 +462,8 @@ class ExecutionEngine(Component):
             return "HALTED: by=spec.halted"
         if self.breaker is BreakerState.OPEN:
             return f"BREAKER_OPEN: reason={self.breaker_reason or 'unknown'}"
+        if self._breaker_unknown:
+            return f"RISK_STATE_UNKNOWN: no risk.state within {HOLD_FOR_RISK_STATE_S:g} s"
         if not CLIENT_ORDER_ID.match(order.client_order_id):
             return f"INVALID_CLIENT_ORDER_ID: length={len(order.client_order_id)}, max=48"
         age_ms = (now_ns - order.ts_event_ns) / 1e6
@@ -570,6 +603,11 @@ class ExecutionEngine(Component):
             "venue": self.venue.ready(),
             "orderlog": self._log is not None,
             "reconciled": self.reconciled,
+            # Orders wait (then are refused) until the risk manager has said where its breaker
+            # stands: not ready to take them before.
+            "risk_state": self._risk_heard is not None
+            and self._risk_heard.is_set()
+            and not self._breaker_unknown,
         }
 
     def status(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ what is still working and publishes the cancels."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -385,3 +386,59 @@ async def test_on_order_when_venue_cannot_even_be_asked_then_unresolved_until_it
     assert engine._unresolved == set()
     last = sent(engine)[-1][1]
     assert (last.status, last.reason) == (OrderStatus.CANCELED, "NOT_AT_VENUE: venue=simulated")  # type: ignore[union-attr]
+
+
+def risk_state(breaker: BreakerState) -> RiskState:
+    return RiskState(
+        breaker=breaker,
+        halted_reason="drawdown" if breaker is BreakerState.OPEN else "",
+        cash=D(0),
+        equity=D(0),
+        realized_pnl=D(0),
+        positions=[],
+        ts_event_ns=1,
+    )
+
+
+async def consume(engine: ExecutionEngine, *payloads: Payload) -> None:
+    """What the subscriber would deliver, through the engine's consumer, then its work done."""
+
+    async def envelopes() -> AsyncIterator[wire.Envelope]:
+        for n, payload in enumerate(payloads):
+            yield wire.Envelope(topics.APPROVED_ORDERS, "risk", n, 1, 1, "trace-9", payload)
+
+    await engine._consume(envelopes())  # type: ignore[arg-type]
+    while engine._tasks:
+        await asyncio.gather(*engine._tasks)
+
+
+@pytest.mark.parametrize(
+    ("first_word", "outcome"),
+    [
+        (BreakerState.OPEN, (OrderStatus.REJECTED, "BREAKER_OPEN: reason=drawdown")),
+        (BreakerState.CLOSED, (OrderStatus.FILLED, "")),
+        (None, (OrderStatus.REJECTED, "RISK_STATE_UNKNOWN: no risk.state within 0.05 s")),
+    ],
+)
+async def test_start_when_breaker_not_yet_known_then_orders_wait_for_the_risk_manager(
+    spec: TradingSystemSpec,
+    start: Start,
+    monkeypatch: pytest.MonkeyPatch,
+    first_word: BreakerState | None,
+    outcome: tuple[OrderStatus, str],
+) -> None:
+    monkeypatch.setattr(service, "HOLD_FOR_RISK_STATE_S", 0.05)
+    engine = start(spec)
+    engine._risk_heard = asyncio.Event()  # as run() sets it
+    waiting = asyncio.create_task(engine._expect_risk_state())
+    await consume(engine, order())
+    assert sent(engine) == [] and len(engine._held) == 1  # idle: not even acknowledged
+    if first_word is not None:
+        await consume(engine, risk_state(first_word))
+    await waiting
+    while engine._tasks:
+        await asyncio.gather(*engine._tasks)
+    while not engine.venue.reports.empty():
+        engine.on_report(engine.venue.reports.get_nowait())
+    last = sent(engine)[-1][1]
+    assert isinstance(last, OrderUpdate) and (last.status, last.reason) == outcome
