@@ -36,14 +36,14 @@ CREDENTIALS = AlpacaCredentials.from_env(
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeAlpacaTrading]:
-    async with alpaca_trading.running(faults=Faults(hang_s=0.3)) as server:
+    async with alpaca_trading.running(faults=Faults(hang_s=2.0)) as server:
         server.set_price("AAPL", "100.02")
         yield server
 
 
 @pytest.fixture
 async def venue(fake: FakeAlpacaTrading) -> AsyncIterator[AlpacaVenue]:
-    alpaca = AlpacaVenue(fake.url, CREDENTIALS, timeout_s=0.1, poll_interval_s=0.05)
+    alpaca = AlpacaVenue(fake.url, CREDENTIALS, timeout_s=1.0, poll_interval_s=0.05)
     yield alpaca
     await alpaca.close()
 
