@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from components.core.config import parse_spec
+from tests.e2e import test_lifecycle
+from tests.operator.crd_schema import CrdSchema
 from trading_operator import halt
 from trading_operator.builders import System, children
 from trading_operator.builders.deployments import CREDENTIAL_KEYS, NEEDS_CREDENTIALS
@@ -90,3 +92,26 @@ def test_simulated_example_needs_nothing_outside_the_cluster() -> None:
     assert spec["marketdata"]["feed"]["kind"] == "synthetic"
     assert spec["execution"]["venue"] == "simulated"
     assert "credentials_secret" not in spec
+
+
+def _merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386), as `kubectl patch --type=merge` applies it."""
+    result = dict(base)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+@pytest.mark.parametrize("patch", ["CRASH", "CALM"])
+def test_e2e_drill_patches_keep_the_simulated_example_valid(patch: str) -> None:
+    """The kind suite patches these onto the running example; the API server must take them."""
+    body = _merged(_load("simulated.yaml"), {"spec": getattr(test_lifecycle, patch)})
+    crd = yaml.safe_load((ROOT / "crds" / "tradingsystem.yaml").read_text())
+    _, problems = CrdSchema(crd).admit(body)
+    assert problems == []
+    parse_spec(body)
