@@ -7,7 +7,7 @@ ARGS ?=
 TOOLS := .tools/bin
 IMAGE ?= tradingsystem:0.1.0
 
-.PHONY: run test bench lint format golden tools chart image e2e
+.PHONY: run test bench lint format golden tools chart image e2e dev
 
 $(READY): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,3 +76,7 @@ $(TOOLS)/kind:
 	curl -fsSL -o $@.part https://kind.sigs.k8s.io/dl/$(KIND_VERSION)/kind-$$arch \
 		&& chmod +x $@.part && mv $@.part $@ \
 		|| { rm -f $@.part; echo "make e2e: could not download kind; the suite will skip"; }
+
+## dev: the Tilt dev loop on the current (local) cluster: see the Tiltfile
+dev: $(TOOLS)/helm
+	PATH="$(CURDIR)/$(TOOLS):$$PATH" tilt up

@@ -16,9 +16,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools" / "bin"
 NAME = "tradingsystem-e2e"
-IMAGE = "tradingsystem:e2e"
+IMAGE = "tradingsystem:0.1.0"  # what `make image` builds and the chart runs
 NAMESPACE = "trading"
 RELEASE = "tradingsystem"
+
+
+def quickstart(name: str) -> str:
+    """The README's shell block marked `<!-- quickstart: NAME -->`, as it stands."""
+    readme = (ROOT / "README.md").read_text()
+    after = readme.split(f"<!-- quickstart: {name} -->\n```sh\n", 1)[1]
+    return after.split("```", 1)[0]
 
 
 def tool(name: str) -> str | None:
@@ -62,6 +69,11 @@ class Cluster:
             raise AssertionError(f"{' '.join(command)}:\n{result.stdout}{result.stderr}")
         return result.stdout
 
+    def script(self, text: str, timeout_s: float = 1800) -> str:
+        """Shell lines as a user types them, on this cluster (KUBECONFIG) and not another."""
+        text = text.replace("--name tradingsystem\n", f"--name {NAME}\n")
+        return self.run("sh", "-e", "-x", "-c", text, timeout_s=timeout_s)
+
     def kubectl(self, *args: str, timeout_s: float = 600) -> str:
         return self.run("kubectl", "--namespace", NAMESPACE, *args, timeout_s=timeout_s)
 
@@ -72,10 +84,6 @@ class Cluster:
         """A component's /metrics through the API server's service proxy (no port-forward)."""
         path = f"/api/v1/namespaces/{NAMESPACE}/services/{service}:http/proxy/metrics"
         return self.run("kubectl", "get", "--raw", path)
-
-    def create(self) -> None:
-        self.run("kind", "create", "cluster", "--name", NAME, "--kubeconfig",
-                 str(self.kubeconfig), "--wait", "180s")  # fmt: skip
 
     def delete(self) -> None:
         self.run("kind", "delete", "cluster", "--name", NAME, check=False)

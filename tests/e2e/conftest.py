@@ -1,5 +1,6 @@
-"""The cluster every end-to-end test shares: created once, the image built and loaded, the chart
-installed; deleted at the end unless TS_E2E_KEEP=1 (to look around after a failure)."""
+"""The cluster every end-to-end test shares, set up by the README's kind + Helm quickstart run as
+it stands (image built and loaded, chart installed, the simulated example Ready); deleted at the
+end unless TS_E2E_KEEP=1 (to look around after a failure)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import IMAGE, NAME, NAMESPACE, RELEASE, Cluster, why_not
+from tests.e2e.cluster import Cluster, quickstart, why_not
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -24,17 +25,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     kube = Cluster(Path(tmp_path_factory.mktemp("kind")) / "kubeconfig")
     kube.delete()  # a cluster left by an interrupted run
-    kube.create()
     try:
-        kube.run("docker", "build", "--tag", IMAGE, ".", timeout_s=1800)
-        kube.run("kind", "load", "docker-image", IMAGE, "--name", NAME)
-        repository, tag = IMAGE.split(":")
-        kube.run(
-            "helm", "install", RELEASE, "charts/tradingsystem",
-            "--namespace", NAMESPACE, "--create-namespace",
-            "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-            "--set", "image.pullPolicy=Never", "--wait", "--timeout", "5m",
-        )  # fmt: skip
+        # The README's quickstart: image, cluster, chart, the simulated example Ready.
+        kube.script(quickstart("kind-helm"))
         yield kube
     finally:
         if os.environ.get("TS_E2E_KEEP") != "1":

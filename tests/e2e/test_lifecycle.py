@@ -14,7 +14,7 @@ import subprocess
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.cluster import IMAGE, NAMESPACE, Cluster, eventually
+from tests.e2e.cluster import IMAGE, NAMESPACE, RELEASE, Cluster, eventually, quickstart
 
 SYSTEM = "simulated"
 CRASH = {
@@ -66,7 +66,7 @@ def test_image_runs_as_uid_10001_on_a_read_only_root(cluster: Cluster) -> None:
 
 
 def test_example_becomes_ready(cluster: Cluster) -> None:
-    cluster.kubectl("apply", "--filename", "examples/simulated.yaml")
+    # The README's quickstart applied it and waited already; Ready must hold.
     cluster.kubectl(
         "wait", f"tradingsystem/{SYSTEM}", "--for=condition=Ready", "--timeout=5m",
         timeout_s=330,
@@ -133,3 +133,18 @@ def test_delete_keeps_the_state_volumes(cluster: Cluster) -> None:
         claim = cluster.get(f"persistentvolumeclaim/{SYSTEM}-{component}-state")
         assert claim["metadata"]["namespace"] == NAMESPACE
         assert not claim["metadata"].get("ownerReferences")  # nothing to garbage-collect it
+
+
+def test_kubectl_apply_quickstart_without_helm(cluster: Cluster) -> None:
+    """The README's second way in: the CRD and trading_operator.deploy's manifests applied by
+    hand (after the chart is gone), the example Ready again on its kept volumes."""
+    cluster.run("helm", "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait")
+    eventually("the chart's operator gone", lambda: not _operator_pods(cluster))
+    cluster.script(quickstart("kubectl"))
+    system = cluster.get(f"tradingsystem/{SYSTEM}")
+    ready = [c for c in system["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready[0]["status"] == "True"
+
+
+def _operator_pods(cluster: Cluster) -> list[dict[str, object]]:
+    return cluster.get("pods", "--selector", "app.kubernetes.io/name=trading-operator")["items"]
