@@ -11,10 +11,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import pytest
 import yaml
 
 from components.risk import statelog
+from tests.integration.processes import children_of, http_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -93,32 +92,6 @@ def crash_config(tmp_path: Path) -> Path:
     return path
 
 
-def children_of(data_dir: Path) -> dict[str, int]:
-    """Component name -> pid of the live processes started with this run's config."""
-    config = str(data_dir.resolve() / "tradingsystem.yaml")
-    found: dict[str, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode().split("\0")
-            if (entry / "stat").read_text().rpartition(")")[2].split()[0] == "Z":
-                continue
-        except OSError:
-            continue
-        if config in argv and "component" in argv:
-            found[argv[argv.index("component") + 1]] = int(entry.name)
-    return found
-
-
-def http_port(pid: int) -> int:
-    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    for item in environ:
-        if item.startswith(b"TS_HTTP_PORT="):
-            return int(item.split(b"=", 1)[1])
-    raise AssertionError(f"process {pid} has no TS_HTTP_PORT")
-
-
 def get(port: int, path: str) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
         return str(response.read().decode())
@@ -134,19 +107,6 @@ def post(port: int, path: str, token: str | None) -> tuple[int, dict[str, Any]]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except (OSError, ValueError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def metric(text: str, name: str) -> float:

@@ -22,6 +22,7 @@ import yaml
 
 from components.execution import orderlog
 from components.risk import statelog
+from tests.integration.processes import children_of
 
 pytestmark = pytest.mark.integration
 
@@ -63,22 +64,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=30,
     )
-
-
-def _children_of(data_dir: Path) -> dict[str, int]:
-    """Component name → pid of the processes started with this run's config."""
-    config = str(data_dir.resolve() / "tradingsystem.yaml")
-    found: dict[str, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode().split("\0")
-        except OSError:
-            continue
-        if config in argv and "component" in argv:
-            found[argv[argv.index("component") + 1]] = int(entry.name)
-    return found
 
 
 def _wait_for_line(process: subprocess.Popen[str], text: str, timeout_s: float) -> str:
@@ -131,7 +116,7 @@ def test_run_when_duration_elapses_then_orders_filled_and_positions_equal_fills(
     ]
     assert approvals, "no order was approved"
     assert _assert_risk_positions_equal_execution_fills(data_dir) > 0
-    assert _children_of(data_dir) == {}
+    assert children_of(data_dir) == {}
 
 
 @pytest.mark.parametrize("victim", ["execution", "broker", "risk"])
@@ -142,7 +127,7 @@ def test_run_when_child_killed_then_restarted_and_trading_resumes(
     process = _run(str(busy_config), "--duration", "14", data_dir=data_dir)
     try:
         _wait_for_line(process, "ready 5/5", timeout_s=30)
-        os.kill(_children_of(data_dir)[victim], signal.SIGKILL)
+        os.kill(children_of(data_dir)[victim], signal.SIGKILL)
         killed_at_ns = time.time_ns()
         stdout, stderr = process.communicate(timeout=60)
     finally:
@@ -153,7 +138,7 @@ def test_run_when_child_killed_then_restarted_and_trading_resumes(
     _assert_risk_positions_equal_execution_fills(data_dir)
     later = [r for r in _fills_logged_by_execution(data_dir) if r.ts_logged_ns > killed_at_ns]
     assert later, f"no fill after {victim} was killed and restarted"
-    assert _children_of(data_dir) == {}
+    assert children_of(data_dir) == {}
 
 
 def test_run_when_interrupted_then_every_child_stops_and_summary_printed(
@@ -163,7 +148,7 @@ def test_run_when_interrupted_then_every_child_stops_and_summary_printed(
     process = _run(str(busy_config), data_dir=data_dir)
     try:
         _wait_for_line(process, "ready 5/5", timeout_s=30)
-        assert set(_children_of(data_dir)) == {
+        assert set(children_of(data_dir)) == {
             "broker",
             "risk",
             "execution",
@@ -177,7 +162,7 @@ def test_run_when_interrupted_then_every_child_stops_and_summary_printed(
 
     assert process.returncode == 0, stderr
     assert "agrees with the" in stdout
-    assert _children_of(data_dir) == {}
+    assert children_of(data_dir) == {}
 
 
 def test_run_when_config_malformed_then_one_error_line_and_exit_2(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import yaml
 
 from components.execution import orderlog
 from components.risk import statelog
+from tests.integration.processes import children_of, http_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,53 +42,16 @@ SPEC = {
 }
 
 
-def live_children(data_dir: Path) -> dict[str, int]:
-    config = str(data_dir.resolve() / "tradingsystem.yaml")
-    found: dict[str, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode().split("\0")
-            if (entry / "stat").read_text().rpartition(")")[2].split()[0] == "Z":
-                continue
-        except OSError:
-            continue
-        if config in argv and "component" in argv:
-            found[argv[argv.index("component") + 1]] = int(entry.name)
-    return found
-
-
-def http_port(pid: int) -> int:
-    for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
-        if item.startswith(b"TS_HTTP_PORT="):
-            return int(item.split(b"=", 1)[1])
-    raise AssertionError(f"process {pid} has no TS_HTTP_PORT")
-
-
 def status(port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as response:
         return dict(json.loads(response.read()))
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except (OSError, ValueError, urllib.error.URLError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def ready_risk(data_dir: Path, not_pid: int = 0) -> tuple[int, int]:
     """(pid, port) of a risk process other than `not_pid` that answers /status."""
 
     def found() -> tuple[int, int] | None:
-        pid = live_children(data_dir).get("risk")
+        pid = children_of(data_dir).get("risk")
         if pid is None or pid == not_pid:
             return None
         port = http_port(pid)
@@ -137,7 +100,7 @@ def test_risk_when_killed_at_random_moments_then_restores_exactly_what_was_fille
         before = wait_until(
             lambda: (s := status(port))["breaker"]["state"] == "open" and s, "the trip", 5
         )["breaker"]
-        wait_until(lambda: "execution" not in live_children(data_dir), "execution halted", 20)
+        wait_until(lambda: "execution" not in children_of(data_dir), "execution halted", 20)
         os.kill(pid, signal.SIGKILL)
         pid, port = ready_risk(data_dir, not_pid=pid)
         assert status(port)["breaker"] == before
