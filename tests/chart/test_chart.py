@@ -233,3 +233,26 @@ def test_versions_agree_chart_project_and_default_image() -> None:
     meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert meta["appVersion"] == project
     assert f"tradingsystem:{project}" == DEFAULT_IMAGE
+
+
+def _notes(*sets: str) -> str:
+    args = ["install", "demo", str(CHART), "--dry-run=client", "--namespace", NAMESPACE]
+    for value in sets:
+        args += ["--set", value]
+    return helm.run(*args).stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_tell_what_to_run_next() -> None:
+    notes = _notes()
+    assert f"rollout status deployment/{names.MANAGER}" in notes
+    example = yaml.safe_load((ROOT / "examples" / "simulated.yaml").read_text())
+    assert "apply -f examples/simulated.yaml" in notes
+    assert f"wait tradingsystem/{example['metadata']['name']} --for=condition=Ready" in notes
+    assert "Monitoring" not in notes
+
+
+def test_notes_name_the_system_installed_with_the_chart() -> None:
+    notes = _notes("system.enabled=true", "system.name=paper", "monitoring.dashboard.enabled=true")
+    assert "wait tradingsystem/paper --for=condition=Ready" in notes
+    assert "apply -f examples" not in notes
+    assert "dashboard: true" in notes

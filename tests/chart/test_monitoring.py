@@ -79,70 +79,96 @@ def test_every_alert_is_present_with_severity_and_runbook(rules: dict[str, Any])
         assert len(rule["annotations"]["runbook"].split()) > 5
 
 
-def _expanded(annotations: dict[str, str], labels: dict[str, str]) -> dict[str, str]:
-    """Annotations as Prometheus fills them in, for templates that only read labels."""
-    return {
-        key: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m[1]], text)
-        for key, text in annotations.items()
-    }
+def _expanded(
+    annotations: dict[str, str], labels: dict[str, str], value: str = ""
+) -> dict[str, str]:
+    """Annotations as Prometheus fills them in: labels, and `$value` as its filter prints it."""
+    result = {}
+    for key, text in annotations.items():
+        text = re.sub(r"\{\{ \$value \| \w+ \}\}", value, text)
+        result[key] = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m[1]], text)
+    return result
 
 
-def test_breaker_and_feed_alerts_fire_on_the_exported_series(
-    rules: dict[str, Any], tmp_path: Path
+RISK = {"namespace": "trading", "service": "demo-risk-metrics"}
+FEED = {"namespace": "trading", "service": "demo-marketdata-metrics", "feed": "alpaca"}
+EXECUTION = {"namespace": "trading", "service": "demo-execution-metrics"}
+DOWN = {**RISK, "job": "demo-risk-metrics"}
+NOT_READY = {"namespace": "trading", "deployment": "demo-execution"}
+
+
+def _input(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
+    text = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    return {"series": f"{name}{{{text}}}", "values": values}
+
+
+# Per alert: input series (one sample a minute), a time before it may fire, a time it fires,
+# the labels it fires with, and how its annotations print $value.
+CASES: dict[str, tuple[list[dict[str, str]], str, str, dict[str, str], str]] = {
+    "TradingBreakerOpen": (
+        [_input("risk_breaker_open", {**RISK, "instance": "a"}, "0 0 1 1")],
+        "1m", "3m", RISK, "",
+    ),
+    # Not before the feed has been down for feedDownFor (2m).
+    "MarketDataFeedDown": (
+        [
+            _input("marketdata_feed_state", {**FEED, "marketdata_feed_state": "subscribed"},
+                    "1 0x5"),
+            _input("marketdata_feed_state", {**FEED, "marketdata_feed_state": "reconnecting"},
+                    "0 1x5"),
+        ],
+        "2m", "4m", FEED, "",
+    ),
+    # Three rejections for each approval: 75 % against a 50 % threshold, for 10 minutes.
+    "RiskRejectionRateHigh": (
+        [
+            _input("risk_checks_total", {**RISK, "outcome": "rejected"}, "0+3x30"),
+            _input("risk_checks_total", {**RISK, "outcome": "approved"}, "0+1x30"),
+        ],
+        "8m", "25m", RISK, "75%",
+    ),
+    # Every order acknowledged between 0.5 s and 1 s: the p99 is past the 0.5 s threshold.
+    "ExecutionOrderLatencyHigh": (
+        [
+            _input("execution_submit_seconds_bucket", {**EXECUTION, "le": "0.5"}, "0x30"),
+            _input("execution_submit_seconds_bucket", {**EXECUTION, "le": "1"}, "0+10x30"),
+            _input("execution_submit_seconds_bucket", {**EXECUTION, "le": "+Inf"}, "0+10x30"),
+        ],
+        "10m", "20m", EXECUTION, "995ms",
+    ),
+    "TradingComponentDown": ([_input("up", DOWN, "1 0x6")], "2m", "4m", DOWN, ""),
+    # Another application's Deployment with the same problem raises nothing.
+    "TradingComponentNotReady": (
+        [
+            _input("kube_deployment_status_replicas_unavailable", NOT_READY, "0 1x10"),
+            _input("kube_deployment_status_replicas_unavailable",
+                    {"namespace": "trading", "deployment": "demo-web"}, "0 1x10"),
+        ],
+        "5m", "8m", NOT_READY, "",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("alert", sorted(CASES))
+def test_each_alert_fires_on_its_series_and_not_before_its_time(
+    rules: dict[str, Any], tmp_path: Path, alert: str
 ) -> None:
-    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
-    risk = {"namespace": "trading", "service": "demo-risk-metrics"}
-    feed = {"namespace": "trading", "service": "demo-marketdata-metrics", "feed": "alpaca"}
-    state = 'marketdata_feed_state{namespace="trading",service="demo-marketdata-metrics",'
+    rule = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}[alert]
+    series, before, when, labels, value = CASES[alert]
+    fired = {
+        "exp_labels": {**labels, "severity": rule["labels"]["severity"]},
+        "exp_annotations": _expanded(rule["annotations"], labels, value),
+    }
     tests = {
         "rule_files": ["rules.yaml"],
         "evaluation_interval": "1m",
         "tests": [
             {
                 "interval": "1m",
-                "input_series": [
-                    {
-                        "series": 'risk_breaker_open{namespace="trading",'
-                        'service="demo-risk-metrics",instance="a"}',
-                        "values": "0 0 1 1",
-                    },
-                    {
-                        "series": f'{state}feed="alpaca",marketdata_feed_state="subscribed"}}',
-                        "values": "1 0x5",
-                    },
-                    {
-                        "series": f'{state}feed="alpaca",marketdata_feed_state="reconnecting"}}',
-                        "values": "0 1x5",
-                    },
-                ],
+                "input_series": series,
                 "alert_rule_test": [
-                    {"eval_time": "1m", "alertname": "TradingBreakerOpen", "exp_alerts": []},
-                    {
-                        "eval_time": "3m",
-                        "alertname": "TradingBreakerOpen",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {**risk, "severity": "critical"},
-                                "exp_annotations": _expanded(
-                                    alerts["TradingBreakerOpen"]["annotations"], risk
-                                ),
-                            }
-                        ],
-                    },
-                    # Not yet: the feed has been down for less than feedDownFor (2m).
-                    {"eval_time": "2m", "alertname": "MarketDataFeedDown", "exp_alerts": []},
-                    {
-                        "eval_time": "4m",
-                        "alertname": "MarketDataFeedDown",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {**feed, "severity": "warning"},
-                                "exp_annotations": _expanded(
-                                    alerts["MarketDataFeedDown"]["annotations"], feed
-                                ),
-                            }
-                        ],
-                    },
+                    {"eval_time": before, "alertname": alert, "exp_alerts": []},
+                    {"eval_time": when, "alertname": alert, "exp_alerts": [fired]},
                 ],
             }
         ],
