@@ -256,3 +256,31 @@ def test_notes_name_the_system_installed_with_the_chart() -> None:
     assert "wait tradingsystem/paper --for=condition=Ready" in notes
     assert "apply -f examples" not in notes
     assert "dashboard: true" in notes
+
+
+@pytest.mark.parametrize(
+    ("sets", "scraped"),
+    [
+        ((), False),
+        (("monitoring.serviceMonitor.enabled=true",), True),
+        (
+            (
+                "monitoring.serviceMonitor.enabled=true",
+                "system.spec.monitoring.service_monitor=false",
+            ),
+            False,
+        ),
+    ],
+    ids=["switch-off", "switch-on", "spec-says-no"],
+)
+def test_the_systems_components_are_scraped_with_the_switch(
+    sets: tuple[str, ...], scraped: bool
+) -> None:
+    """The operator creates the components' ServiceMonitor when the spec asks; the chart's
+    switch asks for its system unless the spec's own value says otherwise."""
+    system = find(template("system.enabled=true", *sets), "TradingSystem")
+    assert system["spec"]["monitoring"]["service_monitor"] is scraped
+    spec = parse_spec(system)[1]
+    built = System("demo", NAMESPACE, "uid-1", spec, DEFAULT_IMAGE, execution_replicas=1)
+    kinds = [child["kind"] for child in children(built)]
+    assert ("ServiceMonitor" in kinds) is scraped
