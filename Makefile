@@ -48,7 +48,7 @@ tools: $(TOOLS)/helm
 $(TOOLS)/helm: scripts/kube_tools.py | $(READY)
 	$(BIN)/python scripts/kube_tools.py $(TOOLS)
 
-## chart: rewrite the chart's generated copies (CRD, operator RBAC) from the Python sources
+## chart: rewrite the chart's generated parts (CRD, operator RBAC, spec schema) from the Python sources
 chart: $(READY)
 	$(BIN)/python -m trading_operator.chart charts/tradingsystem
 

@@ -39,7 +39,7 @@ def all_on() -> list[dict[str, Any]]:
 
 
 def test_generated_copies_match_the_python_sources() -> None:
-    for name, text in chart.files().items():
+    for name, text in chart.files(CHART).items():
         assert (CHART / name).read_text() == text, f"{name} is stale: run `make chart`"
     committed_crd = (ROOT / "crds" / "tradingsystem.yaml").read_text()
     assert (CHART / "crds" / "tradingsystem.yaml").read_text() == committed_crd
@@ -220,6 +220,10 @@ def test_values_schema_describes_every_value() -> None:
         ("operator.pollSeconds=0", "pollSeconds"),
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("monitoring.prometheusRule.feedDownFor=soon", "feedDownFor"),
+        # The TradingSystem's spec, against the models' schema: before the API server sees it.
+        ("system.spec.execution.venue=nasdaq", "/system/spec/execution/venue"),
+        ("system.spec.symbol=AAPL", "'symbol' not allowed"),
+        ("system.spec.strategy.bar_interval_s=0", "/system/spec/strategy/bar_interval_s"),
     ],
 )
 def test_values_schema_refuses_a_bad_value(value: str, complaint: str) -> None:
