@@ -2,7 +2,8 @@
 
 DATA_DIR is a run's data directory (`var/`, holding `risk/` and `execution/`) or a component's own
 (a mounted PVC holding `state.log` or `orders.log`). The risk manager's log gives positions,
-cash, P&L, the session, the breaker and its history, open approvals and the last sequence applied;
+cash, P&L, each position's trailing-stop peak (as last logged), the session, the breaker and its
+history, open approvals and the last sequence applied;
 the execution engine's order log gives its open orders and the fills the risk manager has not
 confirmed yet. Quotes are not logged, so positions are valued at cost: equity here is cash plus
 cost, and unrealized P&L is not known offline.
@@ -88,6 +89,7 @@ def _risk(directory: Path) -> dict[str, Any]:
                 "cost": str(h.cost),
                 "realized_pnl": str(h.realized_pnl),
                 "fees": str(h.fees),
+                "trailing_peak": _peak(state.stop_peaks.get(symbol)),
             }
             for symbol, h in sorted(book.holdings.items())
         ],
@@ -120,6 +122,12 @@ def _risk(directory: Path) -> dict[str, Any]:
             for a in state.approvals.values()
         ],
     }
+
+
+def _peak(peak: statelog.StopPeakMoved | None) -> str | None:
+    """The best price since entry the trailing stop trails from after a restart (None: from the
+    entry), as logged: by steps, so it may lag the live one a little."""
+    return None if peak is None else str(peak.price)
 
 
 def _execution(path: Path) -> dict[str, Any]:
@@ -213,9 +221,10 @@ def render(result: dict[str, Any]) -> str:
             lines.append(f"  WARNING: unreadable snapshot {name} (an older one was used)")
         lines.append("  positions:" if risk["positions"] else "  positions: none")
         for p in risk["positions"]:
+            peak = f"  trailing peak {p['trailing_peak']}" if p["trailing_peak"] else ""
             lines.append(
                 f"    {p['symbol']:<8} {p['quantity']:>12} @ {p['avg_price']:<14} "
-                f"realized {p['realized_pnl']}  fees {p['fees']}"
+                f"realized {p['realized_pnl']}  fees {p['fees']}{peak}"
             )
         lines.append("  open orders:" if risk["open_orders"] else "  open orders: none")
         for o in risk["open_orders"]:

@@ -74,7 +74,7 @@ class RiskEngine:
         self.last_trades: dict[str, Decimal] = {}
         self.calendar = SessionCalendar(config.session)
         self.monitors = breaker.Monitors(config.breaker)
-        self.stops = Stops(config.stops)
+        self.stops = Stops(config.stops, self.state.stop_peaks.values())
         self.on_breaker = on_breaker
         self.id_prefix = id_prefix
         self._ids = itertools.count(1)
@@ -109,7 +109,10 @@ class RiskEngine:
         if isinstance(record, records.OrderApproved):
             self._refresh_exposure(record.order.symbol)
         elif isinstance(record, records.FillApplied):
-            self._refresh_exposure(record.fill.symbol)
+            symbol = record.fill.symbol
+            self._refresh_exposure(symbol)
+            if self.state.book.quantity(symbol) == 0:
+                self.stops.forget(symbol)  # a later position trails from its own entry
         elif closing is not None:
             self._refresh_exposure(closing.order.symbol)
         elif isinstance(record, records.BreakerChanged):
@@ -293,6 +296,7 @@ class RiskEngine:
         if holding is None or holding.quantity == 0:
             return []
         reason = self.stops.exit_reason(quote.symbol, holding, quote)
+        self._log_stop_peak(quote.symbol, holding, now_ns)
         if reason is None or self._exit_pending(quote.symbol):
             return []
         self.metrics.stop_exits.labels(reason.split(":")[0]).inc()
@@ -310,6 +314,18 @@ class RiskEngine:
         )
         decision = self.check(signal, now_ns + EXIT_DEADLINE_NS, now_ns)
         return [decision] if isinstance(decision, lifecycle.Approved) else []
+
+    def _log_stop_peak(self, symbol: str, holding: positions.Holding, now_ns: int) -> None:
+        logged = self.state.stop_peaks.get(symbol)
+        peak = self.stops.peak_to_log(symbol, holding, logged, now_ns)
+        if peak is None:
+            return
+        try:
+            self.record(peak, now_ns)
+        except OSError as exc:
+            # The stop still trails from the peak in memory; only a restart would trail from
+            # the older logged one. The next quote tries again.
+            log.error("Could not log the trailing-stop peak of %s: %s.", symbol, exc)
 
     def _exit_pending(self, symbol: str) -> bool:
         return any(

@@ -62,6 +62,16 @@ class BreakerChanged(Sequenced, tag="breaker_changed"):
     session: str = ""  # the session it happened in (a daily-loss trip holds through it)
 
 
+class StopPeakMoved(Sequenced, tag="stop_peak"):
+    """The best price since entry of the position in `symbol` (long: the highest bid, short: the
+    lowest ask), which its trailing stop trails from. Logged when it has moved a step (see
+    `risk.stops`), not on every quote; a fill that closes or flips the position drops it."""
+
+    symbol: str
+    long: bool
+    price: Decimal
+
+
 Record = (
     LogOpened
     | OrderApproved
@@ -70,6 +80,7 @@ Record = (
     | FillApplied
     | SessionStarted
     | BreakerChanged
+    | StopPeakMoved
 )
 
 
@@ -116,3 +127,5 @@ class Snapshot(journal.Record, kw_only=True, tag="snapshot"):
     session: str
     session_start_equity: Decimal | None
     breaker: BreakerSnapshot
+    # Last: snapshots written before trailing-stop peaks were logged have none.
+    stop_peaks: list[StopPeakMoved] = msgspec.field(default_factory=list)

@@ -3,7 +3,7 @@
 Each record is written and fsynced before the event it records is acted on: an approval before
 the reply and the `Order` leave, a fill before it changes the position book and is confirmed, a
 breaker transition before it is published. Replaying the log gives back the same positions, cash,
-open approvals, session and breaker.
+open approvals, session, breaker and trailing-stop peaks (as last logged: see `risk.stops`).
 
 On disk, under the risk manager's data directory:
 
@@ -54,6 +54,7 @@ from components.risk.records import (
     Record,
     SessionStarted,
     Snapshot,
+    StopPeakMoved,
 )
 from components.runtime import journal
 
@@ -71,6 +72,7 @@ __all__ = [
     "SessionStarted",
     "StateLog",
     "StateStore",
+    "StopPeakMoved",
     "load",
     "load_book",
     "read",
@@ -129,6 +131,9 @@ class LoggedState:
         self.session = ""
         self.session_start_equity: Decimal | None = None
         self.breaker = Breaker()
+        # symbol -> the trailing stop's best price since entry, as last logged (it lags the live
+        # one in `risk.stops` by less than a step).
+        self.stop_peaks: dict[str, StopPeakMoved] = {}
 
     def apply(self, record: Record) -> None:
         """Apply the next record. Raises `CorruptLogError` if its sequence leaves a gap."""
@@ -166,6 +171,11 @@ class LoggedState:
         fill = record.fill
         self.book.apply_fill(fill)
         self.fill_ids.add(fill.fill_id)
+        peak = self.stop_peaks.get(fill.symbol)
+        if peak is not None:
+            quantity = self.book.quantity(fill.symbol)
+            if quantity == 0 or (quantity > 0) != peak.long:
+                del self.stop_peaks[fill.symbol]  # the position it belonged to is over
         approval = self.approvals.get(fill.client_order_id)
         if approval is not None:
             approval.acknowledged = True  # a fill proves execution has the order
@@ -179,6 +189,9 @@ class LoggedState:
 
     def _breaker(self, record: BreakerChanged) -> None:
         self.breaker.apply(record)
+
+    def _stop_peak(self, record: StopPeakMoved) -> None:
+        self.stop_peaks[record.symbol] = record
 
     def _close(self, client_order_id: str) -> None:
         self.approvals.pop(client_order_id, None)
@@ -227,6 +240,7 @@ class LoggedState:
                 session=breaker.session,
                 history=list(breaker.history),
             ),
+            stop_peaks=[self.stop_peaks[symbol] for symbol in sorted(self.stop_peaks)],
         )
 
     @classmethod
@@ -256,6 +270,7 @@ class LoggedState:
         )
         state.breaker.since_ns, state.breaker.session = b.since_ns, b.session
         state.breaker.history.extend(b.history)
+        state.stop_peaks = {peak.symbol: peak for peak in snapshot.stop_peaks}
         return state
 
 
@@ -267,6 +282,7 @@ _APPLY: dict[type, Callable[[LoggedState, Any], None]] = {
     FillApplied: LoggedState._filled,
     SessionStarted: LoggedState._session,
     BreakerChanged: LoggedState._breaker,
+    StopPeakMoved: LoggedState._stop_peak,
 }
 
 

@@ -57,13 +57,16 @@ def fill_of(order: Order, fill_id: str) -> Fill:
 def data_dir(tmp_path: Path) -> Path:
     """A run's data directory: a risk log with a position, an open order and a breaker trip,
     and an order log with one open order and one unconfirmed fill."""
-    spec = TradingSystemSpec(symbols=["AAPL"])
+    spec = TradingSystemSpec.model_validate(
+        {"symbols": ["AAPL"], "risk": {"stops": {"trailing_stop_pct": 5}}}
+    )
     store, _ = statelog.StateStore.open(tmp_path / "risk", spec.risk.initial_cash, 10_000)
     engine = RiskEngine(spec, store=store)
     engine.start("test", T0)
     engine.on_quote(quote("99.99", "100.01"), T0)
     filled = order_for(engine, "s1", 10, T0 + S)
     engine.on_fill(fill_of(filled, "f1"), T0 + S)
+    engine.on_quote(quote("102.50", "102.52"), T0 + S)  # the trailing stop's peak, logged
     working = order_for(engine, "s2", 5, T0 + 2 * S)
     engine.trip(breaker.Trigger.MANUAL, "by hand", T0 + 3 * S)
     store.close()
@@ -97,13 +100,14 @@ def test_state_json_when_logs_present_then_everything_they_hold(
             "cost": "1000.10",
             "realized_pnl": "-0.05",
             "fees": "0.05",
+            "trailing_peak": "102.50",
         }
     ]
     assert [o["quantity"] for o in risk["open_orders"]] == ["5"]
     assert (risk["breaker"]["state"], risk["breaker"]["reason"]) == ("open", "by hand")
     assert [h["trigger"] for h in risk["breaker"]["history"]] == ["manual"]
-    # log opened, session started, approved, filled, approved, breaker changed
-    assert risk["last_sequence"] == 6 and risk["session"] == "2024-03-11"
+    # log opened, session started, approved, filled, peak, approved, breaker changed
+    assert risk["last_sequence"] == 7 and risk["session"] == "2024-03-11"
     execution = result["execution"]
     assert [o["quantity"] for o in execution["open_orders"]] == ["10", "5"]
     assert [f["fill_id"] for f in execution["unconfirmed_fills"]] == ["f1"]
@@ -114,9 +118,9 @@ def test_state_text_when_logs_present_then_readable_summary(
 ) -> None:
     assert cli.main(["state", str(data_dir / "risk")]) == 0
     text = capsys.readouterr().out
-    assert "last sequence 6" in text
+    assert "last sequence 7" in text
     assert "breaker open since 2024-03-11 14:00:03 UTC: by hand" in text
-    assert "AAPL" in text and "10 @ 100.01" in text
+    assert "AAPL" in text and "10 @ 100.01" in text and "trailing peak 102.50" in text
     assert "execution: no order log found" in text
 
 

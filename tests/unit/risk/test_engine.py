@@ -253,6 +253,21 @@ def test_trailing_stop_when_price_falls_from_peak_then_exit() -> None:
     assert exit_order.signal.reason.startswith("TRAILING_STOP: symbol=AAPL, best=110.00")
 
 
+def test_trailing_stop_when_position_closed_and_reopened_then_trails_from_new_entry() -> None:
+    engine = make_engine(stops={"trailing_stop_pct": 5})
+    first = buy_and_fill(engine, T0, 10, "100")
+    engine.on_quote(quote("110.00", "110.02"), T0 + S)
+    close = check(engine, T0 + 2 * S, 10, Side.SELL)
+    engine.on_fill(fill(close.order, "110"), T0 + 2 * S)
+    assert engine.state.stop_peaks == {}  # the logged peak went with its position
+    buy_and_fill(engine, T0 + 3 * S, 10, "100")  # flat in between: no quote saw it
+    assert first.client_order_id != close.order.client_order_id
+    # 9 % below the old position's peak, at the new one's entry: no exit.
+    assert engine.on_quote(quote("100.00", "100.02"), T0 + 4 * S) == []
+    [exit_order] = engine.on_quote(quote("95.00", "95.02"), T0 + 5 * S)
+    assert exit_order.signal.reason.startswith("TRAILING_STOP: symbol=AAPL, best=100")
+
+
 def test_take_profit_when_short_gains_then_buy_to_cover() -> None:
     engine = make_engine(stops={"take_profit_pct": 3})
     decision = check(engine, T0, 10, Side.SELL)

@@ -1,7 +1,8 @@
 """Restart from the state log: snapshots and rotation keep it bounded, a damaged snapshot falls
 back to the one before, a gap in the records is refused, and, for random event sequences, a
 crash at any record boundary, in the middle of a record, or while a snapshot is written, restores
-exactly the state held in memory after the last record that reached the disk."""
+exactly the state held in memory after the last record that reached the disk, trailing-stop peaks
+included: a restarted stop trails from the logged peak, which is logged by steps, not per quote."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from components.core.config import TradingSystemSpec
@@ -30,6 +31,7 @@ SPEC = TradingSystemSpec.model_validate(
         "risk": {
             "limits": {"max_position": 1000, "max_order_quantity": 1000, "max_open_orders": 50},
             "breaker": {"max_move_pct": 50, "max_drawdown_pct": 50},
+            "stops": {"trailing_stop_pct": 5},
         },
     }
 )
@@ -176,6 +178,59 @@ def test_restore_when_log_predates_sequences_then_records_numbered_in_order(
     assert (restored.state.seq, restored.state.book.cash) == (2, D(50))
 
 
+# --- trailing-stop peaks ---------------------------------------------------------------------
+
+
+def restart(directory: Path) -> tuple[RiskEngine, statelog.StateStore]:
+    store, restored = statelog.StateStore.open(directory, SPEC.risk.initial_cash, 5)
+    return RiskEngine(SPEC, store=store, state=restored.state), store
+
+
+def test_trailing_stop_when_restarted_then_trails_from_the_logged_peak(tmp_path: Path) -> None:
+    engine, store = start_engine(tmp_path)
+    engine.on_quote(quote("99.99", "100.01"), T0)
+    client_order_id = buy(engine, T0 + S, 10)
+    assert client_order_id is not None
+    fill(engine, client_order_id, D(10), "100", T0 + S)
+    engine.on_quote(quote("109.99", "110.01"), T0 + 2 * S)  # record 5: in the snapshot
+    engine.on_quote(quote("110.99", "111.01"), T0 + 3 * S)  # record 6: replayed after it
+    store.close()
+    assert sorted(p.name for p in tmp_path.glob("*.snap")) == ["snapshot-000000000005.snap"]
+
+    restarted, store = restart(tmp_path)
+    assert restarted.stops.best == {"AAPL": D("110.99")}
+    # 5 % below 110.99 is 105.4405: 105.45 holds, 105.44 exits (from the entry it would not).
+    assert restarted.on_quote(quote("105.45", "105.47"), T0 + 4 * S) == []
+    [exit_order] = restarted.on_quote(quote("105.44", "105.46"), T0 + 5 * S)
+    assert exit_order.signal.reason.startswith("TRAILING_STOP: symbol=AAPL, best=110.99")
+    store.close()
+
+
+def test_stop_peak_when_price_climbs_every_quote_then_logged_by_steps_not_per_quote(
+    tmp_path: Path,
+) -> None:
+    engine, store = start_engine(tmp_path, snapshot_every=1000)
+    engine.on_quote(quote("99.99", "100.01"), T0)
+    client_order_id = buy(engine, T0 + S, 10)
+    assert client_order_id is not None
+    fill(engine, client_order_id, D(10), "100", T0 + S)
+    before = engine.state.seq
+    now = T0 + 2 * S
+    for cents in range(1, 201):  # 100.01 to 102.00, a cent a millisecond
+        bid = D(100) + D(cents) / 100
+        now += 1_000_000
+        engine.on_quote(quote(str(bid), str(bid + D("0.02"))), now)
+    # The first move off the entry, then one per tenth of the 5 % trailing distance (~0.50).
+    logged = [line for _, _, line in store.checkpoints[before:] if b'"stop_peak"' in line]
+    assert len(logged) == engine.state.seq - before == 4
+    assert engine.state.stop_peaks["AAPL"].price == D("101.54")
+    assert engine.stops.best["AAPL"] == D("102.00")
+    # A second later even a quote that betters nothing logs the peak the stop trails from.
+    engine.on_quote(quote("101.90", "101.92"), now + S)
+    assert engine.state.stop_peaks["AAPL"].price == D("102.00")
+    store.close()
+
+
 # --- crashes ---------------------------------------------------------------------------------
 
 events = st.lists(
@@ -248,6 +303,21 @@ def assert_incremental_totals_exact(engine: RiskEngine) -> None:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events)
+# A position whose peak is logged, moved, kept through an added fill and dropped when it closes.
+@example(
+    [
+        ("order", 5, Side.BUY),
+        ("fill", 0, 3),
+        ("quote", 104, 0),
+        ("quote", 106, 0),
+        ("fill", 0, 2),
+        ("quote", 107, 0),
+        ("order", 5, Side.SELL),
+        ("fill", 0, 3),
+        ("fill", 0, 2),
+        ("quote", 103, 0),
+    ]
+)
 def test_crash_when_cut_anywhere_then_restart_restores_the_last_logged_state(
     script: list[tuple[str, object, object]],
 ) -> None:

@@ -7,11 +7,12 @@ import logging
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from components.core.errors import CorruptLogError
 from components.core.events import Fill, Order, OrderStatus, Side
-from components.risk import statelog
+from components.risk import records, statelog
 from components.runtime import journal
 
 D = Decimal
@@ -149,3 +150,38 @@ def test_replay_when_fills_and_closes_then_pending_approvals_follow() -> None:
         statelog.OrderClosed(ts_logged_ns=7, client_order_id="c2", status=OrderStatus.EXPIRED)
     )
     assert state.approvals == {}
+
+
+def test_replay_when_stop_peak_logged_then_kept_while_position_lasts_and_dropped_after() -> None:
+    state = statelog.replay(RECORDS, D(0))  # long 4
+    peak = statelog.StopPeakMoved(ts_logged_ns=5, symbol="AAPL", long=True, price=D("11.20"))
+    state.apply(peak)
+    state.apply(statelog.FillApplied(ts_logged_ns=6, fill=fill("f2", 2, "10.60")))  # adds
+    assert state.stop_peaks == {"AAPL": peak}
+
+    sell = msgspec.structs.replace(fill("f3", 6, "11.00"), side=Side.SELL)
+    state.apply(statelog.FillApplied(ts_logged_ns=7, fill=sell))  # flat: the position is over
+    assert state.stop_peaks == {}
+
+    state.apply(msgspec.structs.replace(peak, ts_logged_ns=8))
+    flip = msgspec.structs.replace(fill("f4", 3, "11.00"), side=Side.SELL)
+    state.apply(statelog.FillApplied(ts_logged_ns=9, fill=flip))  # long 0 -> short 3
+    assert state.stop_peaks == {}
+
+
+def test_snapshot_when_stop_peaks_then_round_trip_and_old_snapshots_read_without(
+    tmp_path: Path,
+) -> None:
+    state = statelog.replay(RECORDS, D(0))
+    state.apply(statelog.StopPeakMoved(ts_logged_ns=5, symbol="AAPL", long=True, price=D(11)))
+    snapshot = state.snapshot(6)
+    restored = statelog.LoggedState.from_snapshot(
+        msgspec.json.decode(msgspec.json.encode(snapshot), type=records.Snapshot)
+    )
+    assert restored.stop_peaks == state.stop_peaks and restored.snapshot(6) == snapshot
+
+    older = msgspec.json.encode(msgspec.structs.replace(snapshot, stop_peaks=[]))
+    without = older.replace(b',"stop_peaks":[]', b"")
+    assert b"stop_peaks" not in without
+    decoded = msgspec.json.decode(without, type=records.Snapshot)
+    assert statelog.LoggedState.from_snapshot(decoded).stop_peaks == {}
