@@ -139,6 +139,9 @@ class Signal(_Event):
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
     reason: str = ""
+    # Last and optional, so that older peers' signals still decode (as market/limit, day).
+    stop_price: Decimal | None = None  # stop and stop_limit orders: where they trigger
+    time_in_force: TimeInForce = TimeInForce.DAY
 
 
 class CheckSignal(_Event):

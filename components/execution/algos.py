@@ -90,4 +90,6 @@ def child_signal(parent: Order, part: Slice, kind: str, now_ns: int) -> Signal:
         order_type=parent.order_type,
         limit_price=parent.limit_price,
         reason=f"{kind} slice {part.index} of {parent.client_order_id}",
+        stop_price=parent.stop_price,
+        time_in_force=parent.time_in_force,
     )

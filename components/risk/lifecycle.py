@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from components.core.events import Order, OrderType, Signal
+from components.core.events import Order, OrderType, Signal, TimeInForce
 from components.risk.limits import Rejection, RejectReason
 
 _SEAL = object()
+STOPS = (OrderType.STOP, OrderType.STOP_LIMIT)
+WITH_LIMIT = (OrderType.LIMIT, OrderType.STOP_LIMIT)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -102,6 +104,8 @@ def approve(validated: Validated, client_order_id: str, now_ns: int) -> Approved
         ts_origin_ns=signal.ts_origin_ns,
         order_type=signal.order_type,
         limit_price=signal.limit_price,
+        stop_price=signal.stop_price,
+        time_in_force=signal.time_in_force,
     )
     return Approved(signal, order, _SEAL)
 
@@ -113,6 +117,18 @@ def _problem(signal: Signal) -> str:
     price = signal.limit_price
     if price is not None and (not price.is_finite() or price <= 0):
         return f"limit price must be > 0 (was {price})"
-    if signal.order_type is OrderType.LIMIT and price is None:
-        return "a limit order needs a limit price"
+    stop = signal.stop_price
+    if stop is not None and (not stop.is_finite() or stop <= 0):
+        return f"stop price must be > 0 (was {stop})"
+    kind = signal.order_type
+    if kind in WITH_LIMIT and price is None:
+        return f"a {kind} order needs a limit price"
+    if kind in STOPS:
+        if stop is None:
+            return f"a {kind} order needs a stop price"
+        if signal.time_in_force is TimeInForce.IOC:
+            # It would be canceled on arrival unless its stop had already traded.
+            return f"a {kind} order cannot be IOC: it waits for its stop price"
+    elif stop is not None:
+        return f"a {kind} order takes no stop price (was {stop})"
     return ""

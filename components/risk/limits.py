@@ -182,10 +182,16 @@ def order_price(quote: Quote | None, side: Side) -> Decimal | None:
 
 
 def signal_price(signal: Signal, quote: Quote | None) -> Decimal | None:
-    """The price an order is valued at: its limit price, else where a market order would trade."""
-    if signal.order_type is OrderType.LIMIT and signal.limit_price is not None:
+    """The price an order is valued at: its limit price (limit, stop-limit), else where a market
+    order would trade; a stop order at the higher of that and its stop price (a buy stop
+    trades at or above its stop)."""
+    kind = signal.order_type
+    if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and signal.limit_price is not None:
         return signal.limit_price
-    return order_price(quote, signal.side)
+    market = order_price(quote, signal.side)
+    if kind is OrderType.STOP and signal.stop_price is not None and market is not None:
+        return max(market, signal.stop_price)
+    return market
 
 
 class Limit(Protocol):
@@ -245,12 +251,21 @@ class MaxOrderValue:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PriceCollar:
-    """A limit price within `band_bps` of the reference: the last trade, else the quote's mid."""
+    """Limit and stop prices within `band_bps` of the reference: the last trade, else the
+    quote's mid."""
 
     band_bps: Decimal
 
     def check(self, signal: Signal, context: Context) -> Rejection | None:
-        if signal.limit_price is None:
+        prices = [
+            (name, price)
+            for name, price in (
+                ("limit_price", signal.limit_price),
+                ("stop_price", signal.stop_price),
+            )
+            if price is not None
+        ]
+        if not prices:
             return None  # a market order trades at the quote, which is the reference
         reference = context.last_trades.get(signal.symbol)
         if reference is None:
@@ -258,17 +273,18 @@ class PriceCollar:
             if quote is None:
                 return Rejection.of(RejectReason.NO_PRICE, symbol=signal.symbol)
             reference = quote.mid
-        distance_bps = abs(signal.limit_price - reference) * BPS / reference
-        if distance_bps <= self.band_bps:
-            return None
-        return Rejection.of(
-            RejectReason.PRICE_OUTSIDE_COLLAR,
-            symbol=signal.symbol,
-            limit_price=signal.limit_price,
-            reference=reference,
-            distance_bps=round(distance_bps, 1),
-            band_bps=self.band_bps,
-        )
+        for name, price in prices:
+            distance_bps = abs(price - reference) * BPS / reference
+            if distance_bps > self.band_bps:
+                return Rejection.of(
+                    RejectReason.PRICE_OUTSIDE_COLLAR,
+                    symbol=signal.symbol,
+                    **{name: price},
+                    reference=reference,
+                    distance_bps=round(distance_bps, 1),
+                    band_bps=self.band_bps,
+                )
+        return None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

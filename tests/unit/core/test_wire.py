@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.core import events, wire
+from components.core import events, topics, wire
 from components.core.errors import CodecError
 
 QUOTE = events.Quote(
@@ -168,3 +169,39 @@ def test_decode_when_price_is_not_a_number_then_codec_error() -> None:
     body = msgspec.msgpack.encode(["t", "p", 1, 1, 1, "x", quote])
     with pytest.raises(CodecError):
         wire.decode(b"t\x00" + body)
+
+
+class _SignalBeforeStops(msgspec.Struct, frozen=True, tag="Signal", kw_only=True):
+    """`Signal` as peers built before stop prices and time in force knew it."""
+
+    signal_id: str
+    strategy: str
+    symbol: str
+    side: events.Side
+    quantity: Decimal
+    ts_event_ns: int
+    ts_origin_ns: int
+    order_type: events.OrderType = events.OrderType.MARKET
+    limit_price: Decimal | None = None
+    reason: str = ""
+
+
+def test_signal_when_peer_predates_stop_fields_then_both_ways_decode() -> None:
+    old = _SignalBeforeStops(
+        **{f: getattr(SIGNAL, f) for f in _SignalBeforeStops.__struct_fields__}
+    )
+    decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(old), type=events.Signal)
+    assert decoded == SIGNAL
+    assert (decoded.stop_price, decoded.time_in_force) == (None, events.TimeInForce.DAY)
+
+    stop = msgspec.structs.replace(
+        SIGNAL,
+        order_type=events.OrderType.STOP,
+        stop_price=Decimal("190.50"),
+        time_in_force=events.TimeInForce.GTC,
+    )
+    envelope = wire.Envelope(topics.SIGNALS, "strategy", 1, 1, 1, "t", stop)
+    assert wire.decode(wire.encode(envelope)).payload == stop
+    # An older peer reads the rest and ignores what it does not know.
+    as_old = msgspec.msgpack.decode(msgspec.msgpack.encode(stop), type=_SignalBeforeStops)
+    assert (as_old.order_type, as_old.signal_id) == (events.OrderType.STOP, "s-1")

@@ -19,9 +19,11 @@ from components.core.events import (
     CheckSignal,
     Order,
     OrderStatus,
+    OrderType,
     OrderUpdate,
     Side,
     SignalChecked,
+    TimeInForce,
 )
 from components.execution import algos, orderlog
 from components.execution.service import ExecutionEngine
@@ -58,6 +60,30 @@ def test_schedule_when_twap_then_equal_slices_spaced_over_the_duration() -> None
 def test_schedule_when_vwap_with_curve_then_parts_follow_it() -> None:
     config = AlgoConfig(kind="vwap", slices=3, duration_s=3, volume_curve=[1, 2, 1])
     assert [s.quantity for s in algos.schedule(config, D(100), 0)] == [D(25), D(50), D(25)]
+
+
+def test_child_signal_when_parent_is_a_stop_then_children_keep_its_stop_and_time_in_force() -> None:
+    parent = Order(
+        client_order_id="p1",
+        signal_id="s1",
+        symbol="AAPL",
+        side=Side.SELL,
+        quantity=D(1000),
+        ts_event_ns=1,
+        ts_origin_ns=1,
+        order_type=OrderType.STOP_LIMIT,
+        limit_price=D("99.40"),
+        stop_price=D("99.50"),
+        time_in_force=TimeInForce.GTC,
+    )
+    child = algos.child_signal(parent, algos.Slice(2, 5, D(100)), "twap", 7)
+    assert (child.order_type, child.limit_price, child.stop_price, child.time_in_force) == (
+        OrderType.STOP_LIMIT,
+        D("99.40"),
+        D("99.50"),
+        TimeInForce.GTC,
+    )
+    assert (child.quantity, child.signal_id) == (D(100), "algo:p1:2")
 
 
 def test_config_when_curve_length_differs_from_slices_then_error() -> None:

@@ -10,10 +10,19 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from components.core.config import TradingSystemSpec
-from components.core.events import BreakerState, Fill, Order, Side, Signal
+from components.core.events import (
+    BreakerState,
+    Fill,
+    Order,
+    OrderType,
+    Side,
+    Signal,
+    TimeInForce,
+)
 from components.risk import breaker, lifecycle
 from components.risk.engine import RiskEngine
 from tests.factories import quote
@@ -117,6 +126,75 @@ def test_check_when_rejected_then_metric_by_reason_and_symbol() -> None:
     assert rejected_reason(check(engine, T0, 101)).startswith("ORDER_QUANTITY_EXCEEDED")
     sample = engine.metrics.rejections.labels("ORDER_QUANTITY_EXCEEDED", "AAPL")._value.get()
     assert sample == 1
+
+
+def typed(order_type: OrderType, **fields: Any) -> Signal:
+    return msgspec.structs.replace(signal(10), order_type=order_type, **fields)
+
+
+@pytest.mark.parametrize(
+    ("order_type", "fields"),
+    [
+        (OrderType.STOP, {"stop_price": D("100.50")}),
+        (OrderType.STOP, {"stop_price": D("100.50"), "time_in_force": TimeInForce.GTC}),
+        (OrderType.STOP_LIMIT, {"stop_price": D("100.50"), "limit_price": D("100.60")}),
+        (OrderType.MARKET, {"time_in_force": TimeInForce.IOC}),
+        (OrderType.LIMIT, {"limit_price": D("100"), "time_in_force": TimeInForce.IOC}),
+    ],
+)
+def test_check_when_stop_or_time_in_force_then_carried_onto_the_order(
+    order_type: OrderType, fields: dict[str, Any]
+) -> None:
+    engine = make_engine()
+    decision = engine.check(typed(order_type, **fields), T0 + S, T0)
+    assert isinstance(decision, lifecycle.Approved), decision
+    order = decision.order
+    expected = {"stop_price": None, "limit_price": None, "time_in_force": TimeInForce.DAY}
+    expected.update(fields)
+    assert order.order_type is order_type
+    assert {k: getattr(order, k) for k in expected} == expected
+    logged = engine.state.approvals[order.client_order_id].order
+    assert (logged.stop_price, logged.time_in_force) == (
+        expected["stop_price"],
+        expected["time_in_force"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("order_type", "fields", "problem"),
+    [
+        (OrderType.STOP, {}, "a stop order needs a stop price"),
+        (OrderType.STOP, {"stop_price": D(0)}, "stop price must be > 0 (was 0)"),
+        (OrderType.STOP, {"stop_price": D(-1)}, "stop price must be > 0 (was -1)"),
+        (OrderType.STOP, {"stop_price": D("NaN")}, "stop price must be > 0 (was NaN)"),
+        (OrderType.STOP_LIMIT, {"stop_price": D(100)}, "a stop_limit order needs a limit price"),
+        (
+            OrderType.STOP,
+            {"stop_price": D("100.50"), "time_in_force": TimeInForce.IOC},
+            "a stop order cannot be IOC: it waits for its stop price",
+        ),
+        (
+            OrderType.MARKET,
+            {"stop_price": D("100.50")},
+            "a market order takes no stop price (was 100.50)",
+        ),
+    ],
+)
+def test_check_when_stop_fields_unusable_then_invalid_signal_with_the_problem(
+    order_type: OrderType, fields: dict[str, Any], problem: str
+) -> None:
+    engine = make_engine()
+    decision = engine.check(typed(order_type, **fields), T0 + S, T0)
+    assert rejected_reason(decision) == f"INVALID_SIGNAL: symbol=AAPL, problem={problem}"
+    assert engine.state.approvals == {}
+
+
+def test_check_when_stop_price_outside_collar_then_rejected() -> None:
+    engine = make_engine(limits={"price_collar_bps": 100})
+    decision = engine.check(typed(OrderType.STOP, stop_price=D("101.01")), T0 + S, T0)
+    assert rejected_reason(decision).startswith(
+        "PRICE_OUTSIDE_COLLAR: symbol=AAPL, stop_price=101.01, reference=100.00"
+    )
 
 
 # --- breaker ---------------------------------------------------------------------------------

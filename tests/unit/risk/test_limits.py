@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from components.core.events import OrderType, Quote, Side, Signal
 from components.risk.limits import (
     AllowList,
@@ -191,6 +193,39 @@ def test_price_collar_when_no_trade_then_reference_is_mid_and_market_orders_pass
     assert collar.check(limit_signal(Side.BUY, 1, "101"), at()) is None  # mid 100
     assert collar.check(limit_signal(Side.BUY, 1, "101.01"), at()) is not None
     assert collar.check(signal(Side.BUY, 1), at(quotes={})) is None
+
+
+def stop_signal(side: Side, quantity: int, stop: str, limit: str | None = None) -> Signal:
+    return msgspec.structs.replace(
+        signal(side, quantity),
+        order_type=OrderType.STOP if limit is None else OrderType.STOP_LIMIT,
+        stop_price=D(stop),
+        limit_price=None if limit is None else D(limit),
+    )
+
+
+def test_price_collar_when_stop_price_outside_band_then_rejects_naming_it() -> None:
+    collar = PriceCollar(D(100))  # 1 % of mid 100
+    assert collar.check(stop_signal(Side.BUY, 1, "101"), at()) is None
+    assert collar.check(stop_signal(Side.SELL, 1, "99", limit="99"), at()) is None
+    rejection = collar.check(stop_signal(Side.SELL, 1, "98.99"), at())
+    assert rejection is not None
+    assert rejection.message == (
+        "PRICE_OUTSIDE_COLLAR: symbol=AAPL, stop_price=98.99, reference=100, "
+        "distance_bps=101.0, band_bps=100"
+    )
+    # A stop-limit's stop within the band does not let its limit out of it.
+    rejection = collar.check(stop_signal(Side.BUY, 1, "100.50", limit="101.50"), at())
+    assert rejection is not None and "limit_price=101.50" in rejection.message
+
+
+def test_max_order_value_when_stop_then_valued_at_its_stop_or_the_market_if_worse() -> None:
+    limit = MaxOrderValue(D(1010))
+    assert limit.check(stop_signal(Side.BUY, 10, "101"), at()) is None  # 10 x 101
+    rejection = limit.check(stop_signal(Side.BUY, 10, "101.01"), at())  # above the ask
+    assert rejection is not None and "price=101.01" in rejection.message
+    assert limit.check(stop_signal(Side.SELL, 10, "98"), at()) is None  # at the bid, 99
+    assert limit.check(stop_signal(Side.BUY, 10, "105", limit="100"), at()) is None  # its limit
 
 
 def test_max_open_orders_when_count_reaches_limit_then_rejects() -> None:
