@@ -22,6 +22,11 @@ class ExecutionMetrics:
             "Fills sent again because the risk manager had not confirmed them.",
             registry=registry,
         )
+        self.final_updates_resent = prom.Counter(
+            "execution_final_updates_resent",
+            "Final order updates published again because the risk manager still held the order.",
+            registry=registry,
+        )
         self.duplicates = prom.Counter(
             "execution_duplicate_orders",
             "Orders received again under a known client order id, and dropped.",

@@ -11,7 +11,10 @@ logged and counted.
 Fills are re-sent until the risk manager confirms it booked them (`FillBooked` on
 `risk.fill_booked`): publish/subscribe drops what nobody is connected to receive, and a fill must
 not be lost to a restarting broker or risk manager. The confirmations are logged too, so a
-restarted engine re-sends only what was never confirmed.
+restarted engine re-sends only what was never confirmed. An order's final update can be lost the
+same way, leaving its exposure reserved at the risk manager: each `risk.state` lists the orders
+the risk manager still holds, and the final update of every one of them this engine knows to be
+over is published again (the risk manager closes an order once and ignores the rest).
 
 Each order carries a pre-trade slippage estimate (`slippage`); each fill's realized slippage is
 exported. An order of at least `algo.min_quantity` is worked as a TWAP/VWAP parent (`algos`):
@@ -102,6 +105,9 @@ class ExecutionEngine(Component):
         self._log: orderlog.OrderLog | None = None
         self._publisher: Publisher | None = None
         self._fills_sent_at: dict[str, float] = {}  # fill id -> monotonic time of the last send
+        # client order id -> monotonic time its final update was last published: a `risk.state`
+        # may have been sent before the risk manager saw it (only the last RESEND_AFTER_S kept).
+        self._final_sent_at: dict[str, float] = {}
         self._unresolved: set[str] = set()  # sent, fate unknown: looked up again later
         self._tasks: set[asyncio.Task[None]] = set()
         # Asks the risk manager to check a child order (set in `run`, or by a test).
@@ -314,6 +320,32 @@ class ExecutionEngine(Component):
             )
         self.breaker = state.breaker
         self.breaker_reason = state.halted_reason
+        self.resend_final_updates(state.open_order_ids)
+
+    def resend_final_updates(self, held: list[str]) -> None:
+        """Publish again the final update of every order in `held` (what the risk manager still
+        reserves exposure for) that is over here: the first one was lost, or is on its way."""
+        now = time.monotonic()
+        self._final_sent_at = {
+            cid: at for cid, at in self._final_sent_at.items() if now - at < RESEND_AFTER_S
+        }
+        for client_order_id in held:
+            state = self.orders.states.get(client_order_id)
+            # Not received (the approval's `Order` was lost, or is on its way): the risk manager
+            # expires the unacknowledged approval itself. Still working: its end will come.
+            if state is None or not state.terminal or client_order_id in self._final_sent_at:
+                continue
+            log.info(
+                "Risk manager still holds order %s, which is %s here; sending its final update "
+                "again.",
+                client_order_id,
+                state.status,
+            )
+            # Not logged: the order log holds this update already; this is a second copy.
+            now_ns = time.time_ns()
+            self._send_update(state.update(now_ns), now_ns)
+            self._final_sent_at[client_order_id] = now
+            self.metrics.final_updates_resent.inc()
 
     async def on_order(self, order: Order, envelope: wire.Envelope) -> None:
         assert self._log is not None
@@ -562,11 +594,19 @@ class ExecutionEngine(Component):
         now = time.time_ns()
         if logged:
             self._log.append(orderlog.OrderUpdated(ts_logged_ns=now, update=update))
-        trace_id = self.orders.traces.get(update.client_order_id)
-        self._publisher.publish(topics.ORDER_UPDATES, update, ts_event_ns=now, trace_id=trace_id)
+        self._send_update(update, now)
         self.metrics.orders.labels(update.status.value, self.venue.name).inc()
-        if update.status in lifecycle.TERMINAL and update.status is not OrderStatus.FILLED:
-            log.info("Order %s is %s: %s.", update.client_order_id, update.status, update.reason)
+        if update.status in lifecycle.TERMINAL:
+            self._final_sent_at[update.client_order_id] = time.monotonic()
+            if update.status is not OrderStatus.FILLED:
+                log.info(
+                    "Order %s is %s: %s.", update.client_order_id, update.status, update.reason
+                )
+
+    def _send_update(self, update: OrderUpdate, now_ns: int) -> None:
+        assert self._publisher is not None
+        trace_id = self.orders.traces.get(update.client_order_id)
+        self._publisher.publish(topics.ORDER_UPDATES, update, ts_event_ns=now_ns, trace_id=trace_id)
 
     # --- fill confirmation ------------------------------------------------------------------
 

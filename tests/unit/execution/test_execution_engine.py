@@ -442,3 +442,75 @@ async def test_start_when_breaker_not_yet_known_then_orders_wait_for_the_risk_ma
         engine.on_report(engine.venue.reports.get_nowait())
     last = sent(engine)[-1][1]
     assert isinstance(last, OrderUpdate) and (last.status, last.reason) == outcome
+
+
+def _updates_sent(
+    engine: ExecutionEngine, skip: int = 0
+) -> list[tuple[str, OrderStatus, str | None]]:
+    return [
+        (p.client_order_id, p.status, trace)
+        for topic, p, trace in sent(engine)[skip:]
+        if topic == topics.ORDER_UPDATES and isinstance(p, OrderUpdate)
+    ]
+
+
+def held(*client_order_ids: str) -> RiskState:
+    return RiskState(
+        breaker=BreakerState.CLOSED,
+        halted_reason="",
+        cash=D(0),
+        equity=D(0),
+        realized_pnl=D(0),
+        positions=[],
+        ts_event_ns=1,
+        open_order_ids=list(client_order_ids),
+    )
+
+
+async def test_risk_state_when_risk_holds_finished_orders_then_their_final_update_sent_again(
+    spec: TradingSystemSpec,
+    start: Start,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(service.time, "monotonic", lambda: clock[0])
+    engine = start(spec)
+    await deliver(engine, order("done"))  # filled at once
+    await deliver(engine, order("resting", limit_price="90"))
+    before = len(sent(engine))
+
+    # Just finished: the risk manager may not have seen the update yet when it sent its state.
+    engine.on_risk_state(held("done", "resting", "never-received"))
+    assert len(sent(engine)) == before
+
+    clock[0] += service.RESEND_AFTER_S
+    with caplog.at_level("INFO", logger="components.execution"):
+        engine.on_risk_state(held("done", "resting", "never-received"))
+    # Only the finished order; one still working or never received (the risk manager expires
+    # that approval itself) is left alone.
+    assert _updates_sent(engine, skip=before) == [("done", OrderStatus.FILLED, "trace-9")]
+    final = sent(engine)[-1][1]
+    assert isinstance(final, OrderUpdate) and final.filled_quantity == D(10)
+    assert any("done" in r.getMessage() and r.levelname == "INFO" for r in caplog.records)
+    resent = "execution_final_updates_resent_total"
+    assert engine.registry.get_sample_value(resent) == 1
+
+    engine.on_risk_state(held("done"))  # the copy may still be on its way: not again yet
+    assert engine.registry.get_sample_value(resent) == 1
+    clock[0] += service.RESEND_AFTER_S
+    engine.on_risk_state(held("done"))  # lost again (risk restarting): sent again
+    assert engine.registry.get_sample_value(resent) == 2
+    clock[0] += service.RESEND_AFTER_S
+    engine.on_risk_state(held())  # released: nothing more
+    assert engine.registry.get_sample_value(resent) == 2
+    assert engine.orders.states["done"].status is OrderStatus.FILLED  # nothing changed here
+
+    await engine.close()  # cancels "resting"
+    restarted = start(spec)
+    # After a restart nothing is known of earlier sends: due at once, from the order log.
+    restarted.on_risk_state(held("done", "resting"))
+    assert _updates_sent(restarted) == [
+        ("done", OrderStatus.FILLED, "trace-9"),
+        ("resting", OrderStatus.CANCELED, "trace-9"),
+    ]

@@ -429,3 +429,22 @@ async def test_expire_approvals_when_state_log_fails_then_kept_and_expired_next_
     assert risk.registry.get_sample_value("risk_statelog_failures_total") == 1
     risk.expire_approvals(later)
     assert risk.state.approvals == {}
+
+
+async def test_on_order_update_when_final_update_repeated_then_closed_once_and_rest_ignored(
+    risk: RiskManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Execution re-sends an order's final update while `risk.state` still lists the order: the
+    # copy may cross the first one, or come after a restart of either side.
+    await risk.on_check_signal(request())
+    order = published(risk)[0][1]
+    assert isinstance(order, Order)
+    risk.on_order_update(update_for(order, OrderStatus.CANCELED))
+    closed_at = risk.state.seq
+    assert risk.state.approvals == {}
+    with caplog.at_level("INFO", logger="components.risk"):
+        risk.on_order_update(update_for(order, OrderStatus.CANCELED))
+        risk.on_order_update(update_for(order, OrderStatus.FILLED))
+    assert risk.state.seq == closed_at  # nothing more logged, nothing applied
+    assert caplog.records == []  # quietly
+    assert "AAPL" not in risk.exposures()
