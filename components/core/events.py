@@ -186,7 +186,7 @@ class RiskState(_Event):
     fees: Decimal = Decimal(0)
     open_orders: int = 0
     last_sequence: int = 0
-    # The approved orders the risk manager still counts as pending: execution can re-publish the
+    # The approved orders the risk manager still counts as pending: execution re-publishes the
     # terminal update of one it knows is over (sent while the risk manager was restarting).
     open_order_ids: list[str] = msgspec.field(default_factory=list)
 

@@ -1,7 +1,8 @@
 """The risk manager and the execution engine together, on the real broker's sockets: signals are
 approved or rejected by the limits, approved orders are filled at the simulated venue, the risk
-manager's positions equal the fills published, a re-published order is not filled twice, and a
-restarted risk manager comes back with the same positions."""
+manager's positions equal the fills published, a re-published order is not filled twice, a
+restarted risk manager comes back with the same positions, and an order that ended while the risk
+manager was down has its exposure released once it is back."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from components.core.events import (
     Fill,
     Heartbeat,
     Order,
+    OrderStatus,
+    OrderType,
     OrderUpdate,
     Quote,
     Side,
@@ -131,7 +134,9 @@ class Running:
             if isinstance(component, RiskManager):
                 await wait_until(lambda c=component: len(c.quotes) == 2, "quotes at risk")
 
-    async def check(self, side: Side, quantity: int, symbol: str = "AAPL") -> SignalChecked:
+    async def check(
+        self, side: Side, quantity: int, symbol: str = "AAPL", limit_price: str | None = None
+    ) -> SignalChecked:
         now = time.time_ns()
         signal = Signal(
             signal_id=f"sig-{next(_signal_ids)}",
@@ -141,6 +146,8 @@ class Running:
             quantity=D(quantity),
             ts_event_ns=now,
             ts_origin_ns=now,
+            order_type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
+            limit_price=None if limit_price is None else D(limit_price),
         )
         check = CheckSignal(signal=signal, deadline_ns=now + 2 * 10**9)
         reply = await self.requester.request(topics.RISK_CHECK, check, timeout_s=2)
@@ -243,3 +250,37 @@ async def test_risk_manager_when_restarted_then_same_positions_and_keeps_approvi
     assert refused.reason.startswith("POSITION_LIMIT_EXCEEDED: symbol=AAPL, position=51")
     assert (await running.check(Side.BUY, 20)).approved
     await wait_until(lambda: again.state.book.quantity("AAPL") == D(50), "the new fill at risk")
+
+
+async def test_order_when_it_ends_while_risk_is_down_then_released_after_risk_restarts(
+    running: Running,
+) -> None:
+    risk = running.start(RiskManager)
+    execution = running.start(ExecutionEngine)
+    assert isinstance(risk, RiskManager) and isinstance(execution, ExecutionEngine)
+    await running.ready()
+    reply = await running.check(Side.BUY, 40, limit_price="97")  # rests: the ask is 100.01
+    assert reply.approved, reply.reason
+    cid = reply.client_order_id
+    assert cid is not None
+    await wait_until(
+        lambda: cid in risk.state.approvals and risk.state.approvals[cid].acknowledged,
+        "execution to acknowledge the order",
+    )
+    await running.stop("risk")
+
+    # The venue cancels the order; its final update goes out while nobody at risk listens.
+    await execution.venue.cancel(cid)
+    await wait_until(lambda: execution.orders.states[cid].terminal, "the cancel at execution")
+    assert execution.orders.states[cid].status is OrderStatus.CANCELED
+
+    again = running.start(RiskManager)
+    assert isinstance(again, RiskManager)
+    again.restore()  # now, before its task runs (which then skips it): to see what it holds
+    assert list(again.state.approvals) == [cid]  # still reserving the 40 AAPL
+    await wait_until(lambda: cid not in again.state.approvals, "risk to release the order")
+    resent = execution.registry.get_sample_value("execution_final_updates_resent_total")
+    assert resent is not None and resent >= 1
+    # Released by the re-sent update, not by expiry (an acknowledged approval never expires).
+    assert not again.registry.get_sample_value("risk_approvals_expired_total")
+    assert (await running.check(Side.BUY, 20)).approved
