@@ -485,6 +485,7 @@ async def test_risk_state_when_risk_holds_finished_orders_then_their_final_updat
     assert len(sent(engine)) == before
 
     clock[0] += service.RESEND_AFTER_S
+    caplog.clear()
     with caplog.at_level("INFO", logger="components.execution"):
         engine.on_risk_state(held("done", "resting", "never-received"))
     # Only the finished order; one still working or never received (the risk manager expires
@@ -492,7 +493,13 @@ async def test_risk_state_when_risk_holds_finished_orders_then_their_final_updat
     assert _updates_sent(engine, skip=before) == [("done", OrderStatus.FILLED, "trace-9")]
     final = sent(engine)[-1][1]
     assert isinstance(final, OrderUpdate) and final.filled_quantity == D(10)
-    assert any("done" in r.getMessage() and r.levelname == "INFO" for r in caplog.records)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "INFO",
+            "Risk manager still holds order done, which is filled here; "
+            "sending its final update again.",
+        )
+    ]
     resent = "execution_final_updates_resent_total"
     assert engine.registry.get_sample_value(resent) == 1
 

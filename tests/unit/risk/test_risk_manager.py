@@ -442,6 +442,7 @@ async def test_on_order_update_when_final_update_repeated_then_closed_once_and_r
     risk.on_order_update(update_for(order, OrderStatus.CANCELED))
     closed_at = risk.state.seq
     assert risk.state.approvals == {}
+    caplog.clear()
     with caplog.at_level("INFO", logger="components.risk"):
         risk.on_order_update(update_for(order, OrderStatus.CANCELED))
         risk.on_order_update(update_for(order, OrderStatus.FILLED))
