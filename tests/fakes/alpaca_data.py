@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
+from components.runtime import server
+
 KEY, SECRET = "PKDATAKEY", "data-secret"
 
 
@@ -63,11 +65,8 @@ class FakeAlpacaData:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/v2/stocks/{kind}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner = await server.start(app, "127.0.0.1", 0)
+        self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
         if self._runner is not None:

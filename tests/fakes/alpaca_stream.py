@@ -29,6 +29,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from components.runtime import server
+
 KEY, SECRET = "PKTESTKEY", "test-secret-value"
 _CHANNELS = {"t": "trades", "q": "quotes", "b": "bars", "u": "updatedBars", "d": "dailyBars"}
 _ERRORS = {
@@ -79,11 +81,8 @@ class FakeAlpacaStream:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/v2/{feed}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner = await server.start(app, "127.0.0.1", 0)
+        self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
         await self.drop_all()

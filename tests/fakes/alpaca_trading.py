@@ -46,6 +46,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from components.runtime import server
+
 KEY, SECRET = "PKTESTKEY", "test-secret-value"
 OPEN = {"new", "accepted", "pending_new", "partially_filled", "pending_cancel"}
 
@@ -120,11 +122,8 @@ class FakeAlpacaTrading:
         app.router.add_get("/v2/positions", self._positions)
         app.router.add_get("/v2/account", self._account)
         app.router.add_get("/stream", self._stream)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner = await server.start(app, "127.0.0.1", port)
+        self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
         await self.drop_streams()
