@@ -40,6 +40,7 @@ from rich.logging import RichHandler
 
 from components import catalog, dashboard
 from components.core.config import API_VERSION, KIND, TradingSystemSpec, load_spec, parse_spec
+from components.core.errors import FillRejected
 from components.core.events import (
     BreakerState,
     Fill,
@@ -324,8 +325,12 @@ class Supervisor:
                 if payload.fill_id in self.fill_ids:
                     continue  # execution re-sends a fill until the risk manager confirms it
                 self.fill_ids.add(payload.fill_id)
+                try:
+                    self.observed.apply_fill(payload)
+                except FillRejected as exc:  # the risk manager refuses it too, and logs why
+                    activity.note(f"fill {payload.fill_id} refused: {exc.reason}")
+                    continue
                 activity.fills.append(payload)
-                self.observed.apply_fill(payload)
                 activity.note(
                     f"fill {payload.side} {payload.quantity} {payload.symbol} @ {payload.price}"
                 )

@@ -4,6 +4,7 @@
     ├── ConfigError(ValueError)        a config or manifest is invalid; names every bad field
     ├── CodecError(ValueError)         a wire message cannot be decoded
     ├── InvalidPriceError(ValueError)  a price or quantity is NaN, infinite, zero or negative
+    ├── FillRejected(ValueError)       a fill the position book cannot take (nothing changed)
     ├── CorruptLogError(ValueError)    a journal line other than the last is damaged
     ├── DataError(ValueError)          a market-data file is unreadable or has a bad row
     ├── BusError(ConnectionError)      the broker cannot be reached or a request timed out
@@ -40,6 +41,16 @@ class CodecError(TradingSystemError, ValueError):
 
 class InvalidPriceError(TradingSystemError, ValueError):
     """A price, size or amount is not a finite positive number."""
+
+
+class FillRejected(TradingSystemError, ValueError):
+    """A fill the position book refuses as a whole, before any of its effect is applied:
+    malformed, outside the documented bounds, or arithmetic that would not be exact."""
+
+    def __init__(self, fill_id: str, reason: str) -> None:
+        self.fill_id = fill_id
+        self.reason = reason
+        super().__init__(f"fill {fill_id}: {reason}")
 
 
 class CorruptLogError(TradingSystemError, ValueError):

@@ -19,6 +19,7 @@ import msgspec
 import prometheus_client as prom
 
 from components.core.config import TradingSystemSpec
+from components.core.errors import FillRejected
 from components.core.events import (
     BreakerState,
     Fill,
@@ -402,17 +403,18 @@ class RiskEngine:
     # --- what execution reports -----------------------------------------------------------
 
     def on_fill(self, fill: Fill, now_ns: int) -> bool:
-        """Book `fill` once; False if its id was booked before. `ValueError` if malformed,
+        """Book `fill` once; False if its id was booked before. `FillRejected` (a `ValueError`)
+        if the book cannot take it, malformed or out of bounds (nothing logged, nothing changed),
         `OSError` if it cannot be logged (it is then not booked: execution sends it again)."""
         if fill.fill_id in self.state.fill_ids:
             self.metrics.duplicate_fills.inc()
             log.info("Fill %s was already applied; ignored.", fill.fill_id)
             return False
         try:
-            positions.validate_fill(fill)
-        except ValueError as exc:
+            self.state.book.effect_of(fill)  # its whole effect, before it is logged
+        except FillRejected as exc:
             self.metrics.invalid_fills.inc()
-            log.error("Refused a malformed fill: %s.", exc)
+            log.error("Refused fill %s of order %s: %s.", fill.fill_id, fill.client_order_id, exc)
             raise
         self.record(records.FillApplied(ts_logged_ns=now_ns, fill=fill), now_ns)
         self.metrics.fills.inc()

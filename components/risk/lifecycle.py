@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from components.core import money
 from components.core.events import Order, OrderType, Signal, TimeInForce
 from components.risk.limits import Rejection, RejectReason
 
@@ -120,6 +121,14 @@ def _problem(signal: Signal) -> str:
     stop = signal.stop_price
     if stop is not None and (not stop.is_finite() or stop <= 0):
         return f"stop price must be > 0 (was {stop})"
+    # The position book is exact only inside these bounds: refuse here what it could not book.
+    for bound in (
+        money.out_of_bounds("quantity", signal.quantity, money.MAX_QUANTITY),
+        price is not None and money.out_of_bounds("limit price", price, money.MAX_PRICE),
+        stop is not None and money.out_of_bounds("stop price", stop, money.MAX_PRICE),
+    ):
+        if bound:
+            return bound
     kind = signal.order_type
     if kind in WITH_LIMIT and price is None:
         return f"a {kind} order needs a limit price"

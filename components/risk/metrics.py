@@ -30,7 +30,9 @@ class RiskMetrics:
             "risk_duplicate_fills", "Fills seen again and ignored.", registry=registry
         )
         self.invalid_fills = prom.Counter(
-            "risk_invalid_fills", "Fills refused as malformed.", registry=registry
+            "risk_invalid_fills",
+            "Fills refused: malformed, or outside the bounds of exact accounting.",
+            registry=registry,
         )
         self.skipped_quotes = prom.Counter(
             "risk_quotes_skipped", "Quotes refused as malformed or crossed.", registry=registry

@@ -1,4 +1,4 @@
-"""The position book: what the account holds, what it paid and what it made, in exact Decimal.
+"""The position book: what the account holds, what it paid and what it made, exactly.
 
 Per symbol the book keeps the signed quantity, the signed cost basis (what the open quantity cost,
 so that the average entry price is `cost / quantity`) and the realized P&L net of fees. Keeping the
@@ -10,6 +10,17 @@ A fill that increases a position adds to its cost; one that reduces it realizes
 `closed * (price - average)` and removes the matching share of the cost; one that goes through
 zero closes the whole position at the fill's price and opens the remainder at the same price.
 Fees reduce cash and the realized P&L of the symbol they were paid on.
+
+Cash, quantities and fees are Decimals, computed in `money.MONEY_CONTEXT`, which raises rather
+than rounds. The share of the cost a partial close removes is a ratio (a third of 10 is not a
+decimal), so cost and realized P&L are kept as exact fractions: nothing is rounded, and nothing
+drifts however many partial closes a position has. They are shown as Decimals (`shown`): exactly
+when the fraction is a decimal, otherwise to `SHOWN_DIGITS` significant digits, within half a
+unit of the last.
+
+A fill's whole effect is computed before anything changes (`effect_of`): a fill the book cannot
+take (malformed, outside the bounds in `core.money`) is a `FillRejected`, and the book is as it
+was. That lets the risk manager log a fill only once it knows it applies.
 """
 
 from __future__ import annotations
@@ -17,18 +28,41 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, DecimalException, localcontext
+from fractions import Fraction
 
+from components.core import money
+from components.core.errors import FillRejected
 from components.core.events import Fill, Position
 
 ZERO = Decimal(0)
-# The share of the cost removed by a partial close is a division; rounding it to a fixed quantum
-# keeps every later sum within Decimal's precision, hence exact (prices have at most 10 decimals).
-COST_QUANTUM = Decimal("1e-10")
+NOTHING = Fraction(0)
+SHOWN_DIGITS = 40
+_SHOWN = Context(prec=SHOWN_DIGITS, rounding=ROUND_HALF_EVEN)
+
+
+def shown(value: Fraction) -> Decimal:
+    """`value` as a Decimal: exact when it is a decimal (its denominator divides a power of
+    ten: cash, equity, anything without a partial close), else to `SHOWN_DIGITS` digits."""
+    rest, twos, fives = value.denominator, 0, 0
+    while rest % 2 == 0:
+        rest, twos = rest // 2, twos + 1
+    while rest % 5 == 0:
+        rest, fives = rest // 5, fives + 1
+    if rest == 1:
+        places = max(twos, fives)
+        return Decimal(f"{value.numerator * 10**places // value.denominator}e-{places}")
+    return _SHOWN.divide(Decimal(value.numerator), Decimal(value.denominator))
 
 
 def validate_fill(fill: Fill) -> None:
-    """A fill the book can take: quantity and price > 0, fee >= 0; else `ValueError`."""
+    """A fill the book can take: Decimal quantity and price > 0, fee >= 0, each inside the
+    bounds of `core.money`; else `FillRejected`."""
+    for name in ("quantity", "price", "fee"):
+        value = getattr(fill, name)
+        if not isinstance(value, Decimal):
+            kind = type(value).__name__
+            raise FillRejected(fill.fill_id, f"{name} must be a Decimal (got {value!r}, a {kind})")
     quantity, price, fee = fill.quantity, fill.price, fill.fee
     if not (
         quantity.is_finite()
@@ -38,28 +72,62 @@ def validate_fill(fill: Fill) -> None:
         and price > 0
         and fee >= 0
     ):
-        raise ValueError(
-            f"fill {fill.fill_id}: quantity and price must be > 0 and fee >= 0 "
-            f"(was quantity={fill.quantity}, price={fill.price}, fee={fill.fee})"
+        raise FillRejected(
+            fill.fill_id,
+            "quantity and price must be > 0 and fee >= 0 "
+            f"(was quantity={fill.quantity}, price={fill.price}, fee={fill.fee})",
         )
+    for problem in (
+        money.out_of_bounds("quantity", quantity, money.MAX_QUANTITY),
+        money.out_of_bounds("price", price, money.MAX_PRICE),
+        money.out_of_bounds("fee", fee, money.MAX_FEE),
+    ):
+        if problem is not None:
+            raise FillRejected(fill.fill_id, problem)
+
+
+def _times(quantity: Decimal, price: Decimal) -> Fraction:
+    """The exact product: a mark need not lie inside the bounds of a fill."""
+    return Fraction(quantity) * Fraction(price)
 
 
 @dataclasses.dataclass
 class Holding:
-    """One symbol's position. `cost` is signed like `quantity` (a short has a negative cost)."""
+    """One symbol's position. `cost` is signed like `quantity` (a short has a negative cost);
+    cost and realized P&L are exact fractions, shown through the properties."""
 
     quantity: Decimal = ZERO
-    cost: Decimal = ZERO
-    realized_pnl: Decimal = ZERO  # net of fees
+    exact_cost: Fraction = NOTHING
+    exact_realized_pnl: Fraction = NOTHING  # net of fees
     fees: Decimal = ZERO
 
     @property
+    def cost(self) -> Decimal:
+        return shown(self.exact_cost)
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        return shown(self.exact_realized_pnl)
+
+    @property
     def avg_price(self) -> Decimal:
-        return self.cost / self.quantity if self.quantity else ZERO
+        return shown(self.exact_cost / Fraction(self.quantity)) if self.quantity else ZERO
 
     def unrealized_pnl(self, mark: Decimal | None) -> Decimal:
         """Gain of the open quantity at `mark`; none without a mark (valued at cost)."""
-        return ZERO if mark is None else self.quantity * mark - self.cost
+        return ZERO if mark is None else shown(self.exact_unrealized_pnl(mark))
+
+    def exact_unrealized_pnl(self, mark: Decimal | None) -> Fraction:
+        return NOTHING if mark is None else _times(self.quantity, mark) - self.exact_cost
+
+
+@dataclasses.dataclass(frozen=True)
+class Effect:
+    """What one fill does to the book, computed before anything changes."""
+
+    symbol: str
+    holding: Holding
+    cash: Decimal
 
 
 class PositionBook:
@@ -72,34 +140,40 @@ class PositionBook:
         self.marks: dict[str, Decimal] = {}
         self.fill_count = 0
 
-    def apply_fill(self, fill: Fill) -> None:
-        """Book one fill; `validate_fill` first."""
+    def effect_of(self, fill: Fill) -> Effect:
+        """The whole effect of `fill`, changing nothing; `FillRejected` if it cannot be booked."""
         validate_fill(fill)
-        holding = self.holdings.setdefault(fill.symbol, Holding())
-        signed = fill.side.sign * fill.quantity
-        self.cash -= signed * fill.price + fill.fee
-        holding.fees += fill.fee
-        holding.realized_pnl -= fill.fee
-
-        if holding.quantity == 0 or (holding.quantity > 0) == (signed > 0):
-            holding.quantity += signed  # opening or increasing: the cost grows by what was paid
-            holding.cost += signed * fill.price
-        elif abs(signed) <= abs(holding.quantity):
-            closed = -signed  # reducing (or closing exactly): same sign as the holding
-            if closed == holding.quantity:
-                removed = holding.cost
-            else:
-                removed = (holding.cost * closed / holding.quantity).quantize(
-                    COST_QUANTUM, ROUND_HALF_EVEN
-                )
-            holding.realized_pnl += closed * fill.price - removed
-            holding.cost -= removed
-            holding.quantity += signed
+        held = self.holdings.get(fill.symbol) or Holding()
+        try:
+            with localcontext(money.MONEY_CONTEXT):
+                signed = fill.side.sign * fill.quantity
+                cash = self.cash - (signed * fill.price + fill.fee)
+                quantity = held.quantity + signed
+                fees = held.fees + fill.fee
+                paid = Fraction(signed * fill.price)
+                closed_at_price = Fraction(held.quantity * fill.price)
+                opened_at_price = Fraction(quantity * fill.price)
+        except DecimalException as exc:  # the bounds keep this from happening; on doubt, refuse
+            raise FillRejected(fill.fill_id, f"cash would not be exact ({exc!r})") from exc
+        realized = held.exact_realized_pnl - Fraction(fill.fee)
+        if held.quantity == 0 or (held.quantity > 0) == (signed > 0):
+            cost = held.exact_cost + paid  # opening or increasing: the cost grows by what was paid
+        elif abs(signed) <= abs(held.quantity):
+            # Reducing (or closing exactly): the closed share of the cost goes, the average stays.
+            removed = held.exact_cost * Fraction(-signed) / Fraction(held.quantity)
+            realized += -paid - removed
+            cost = held.exact_cost - removed
         else:
             # Through zero: close everything at the fill's price, open the rest at it.
-            holding.realized_pnl += holding.quantity * fill.price - holding.cost
-            holding.quantity += signed
-            holding.cost = holding.quantity * fill.price
+            realized += closed_at_price - held.exact_cost
+            cost = opened_at_price
+        return Effect(fill.symbol, Holding(quantity, cost, realized, fees), cash)
+
+    def apply_fill(self, fill: Fill) -> None:
+        """Book one fill, all of it or (`FillRejected`) none of it."""
+        effect = self.effect_of(fill)
+        self.holdings[effect.symbol] = effect.holding
+        self.cash = effect.cash
         self.fill_count += 1
 
     def mark(self, symbol: str, price: Decimal) -> None:
@@ -111,16 +185,18 @@ class PositionBook:
 
     @property
     def realized_pnl(self) -> Decimal:
-        return sum((h.realized_pnl for h in self.holdings.values()), ZERO)
+        return shown(sum((h.exact_realized_pnl for h in self.holdings.values()), NOTHING))
 
     @property
     def fees(self) -> Decimal:
-        return sum((h.fees for h in self.holdings.values()), ZERO)
+        with localcontext(money.MONEY_CONTEXT):
+            return sum((h.fees for h in self.holdings.values()), ZERO)
 
     @property
     def gross_realized_pnl(self) -> Decimal:
         """Realized P&L before fees: `gross_realized_pnl - fees == realized_pnl`."""
-        return self.realized_pnl + self.fees
+        exact = sum((h.exact_realized_pnl for h in self.holdings.values()), NOTHING)
+        return shown(exact + Fraction(self.fees))
 
     def unrealized_pnl(
         self, symbol: str | None = None, marks: Mapping[str, Decimal] | None = None
@@ -130,16 +206,18 @@ class PositionBook:
         if symbol is not None:
             holding = self.holdings.get(symbol)
             return holding.unrealized_pnl(marks.get(symbol)) if holding else ZERO
-        return sum((h.unrealized_pnl(marks.get(s)) for s, h in self.holdings.items()), ZERO)
+        return shown(
+            sum((h.exact_unrealized_pnl(marks.get(s)) for s, h in self.holdings.items()), NOTHING)
+        )
 
     def equity(self, marks: Mapping[str, Decimal] | None = None) -> Decimal:
         """Cash plus every position at its mark (a symbol without a mark counts at its cost)."""
         marks = self.marks if marks is None else marks
-        value = ZERO
+        value = Fraction(self.cash)
         for symbol, holding in self.holdings.items():
             mark = marks.get(symbol)
-            value += holding.cost if mark is None else holding.quantity * mark
-        return self.cash + value
+            value += holding.exact_cost if mark is None else _times(holding.quantity, mark)
+        return shown(value)
 
     def position(self, symbol: str, ts_event_ns: int | None = None) -> Position:
         holding = self.holdings.get(symbol, Holding())

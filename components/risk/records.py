@@ -90,9 +90,13 @@ Record = (
 class HoldingSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     quantity: Decimal
-    cost: Decimal
+    cost: Decimal  # as shown; the exact fractions follow
     realized_pnl: Decimal
     fees: Decimal
+    # "numerator/denominator"; empty in snapshots written before the book kept exact ratios,
+    # whose cost and realized P&L were Decimals rounded to 1e-10 and are read as such.
+    exact_cost: str = ""
+    exact_realized_pnl: str = ""
 
 
 class ApprovalSnapshot(msgspec.Struct, frozen=True, kw_only=True):

@@ -32,12 +32,13 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from components.core.errors import CorruptLogError
+from components.core.errors import CorruptLogError, FillRejected
 from components.core.events import Order
 from components.risk.breaker import Breaker
 from components.risk.positions import Holding, PositionBook
@@ -216,6 +217,8 @@ class LoggedState:
                     cost=h.cost,
                     realized_pnl=h.realized_pnl,
                     fees=h.fees,
+                    exact_cost=str(h.exact_cost),
+                    exact_realized_pnl=str(h.exact_realized_pnl),
                 )
                 for symbol, h in sorted(book.holdings.items())
             ],
@@ -253,7 +256,12 @@ class LoggedState:
         book.cash = snapshot.cash
         book.fill_count = snapshot.fill_count
         for h in snapshot.holdings:
-            book.holdings[h.symbol] = Holding(h.quantity, h.cost, h.realized_pnl, h.fees)
+            book.holdings[h.symbol] = Holding(
+                h.quantity,
+                Fraction(h.exact_cost or h.cost),
+                Fraction(h.exact_realized_pnl or h.realized_pnl),
+                h.fees,
+            )
         for a in snapshot.approvals:
             state.approvals[a.order.client_order_id] = Approval(
                 a.order, a.ts_approved_ns, a.acknowledged, a.filled_quantity
@@ -356,13 +364,17 @@ def _restore(directory: Path, initial_cash: Decimal) -> tuple[Restored, int]:
             torn, valid_bytes = content.torn_lines, content.valid_bytes
         elif content.torn_lines:
             raise CorruptLogError(f"state log segment {path}: the last line is damaged")
-        for record in content.records:
+        for line, record in enumerate(content.records, start=1):
             if 0 < record.seq <= state.seq:
                 continue  # already in the snapshot
             try:
                 state.apply(record)
             except CorruptLogError as exc:
                 raise CorruptLogError(f"state log {path}: {exc}") from None
+            except FillRejected as exc:  # logged by a version that booked what this one refuses
+                raise CorruptLogError(
+                    f"state log {path}, line {line}: record {record.seq} cannot be applied: {exc}"
+                ) from None
             replayed += 1
     return Restored(state, snapshot_seq, replayed, torn, bad), valid_bytes
 

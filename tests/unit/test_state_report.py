@@ -97,7 +97,7 @@ def test_state_json_when_logs_present_then_everything_they_hold(
             "symbol": "AAPL",
             "quantity": "10",
             "avg_price": "100.01",
-            "cost": "1000.10",
+            "cost": "1000.1",
             "realized_pnl": "-0.05",
             "fees": "0.05",
             "trailing_peak": "102.50",

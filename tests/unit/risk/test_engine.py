@@ -178,6 +178,16 @@ def test_check_when_stop_or_time_in_force_then_carried_onto_the_order(
             {"stop_price": D("100.50")},
             "a market order takes no stop price (was 100.50)",
         ),
+        (
+            OrderType.STOP,
+            {"stop_price": D("2e12")},
+            "stop price 2E+12 is above the maximum 1E+12",
+        ),
+        (
+            OrderType.STOP,
+            {"stop_price": D("100.0000000000001")},
+            "stop price 100.0000000000001 has more than 12 decimal places",
+        ),
     ],
 )
 def test_check_when_stop_fields_unusable_then_invalid_signal_with_the_problem(

@@ -4,14 +4,18 @@ and the accounting identity (equity - initial cash == realized + unrealized) for
 from __future__ import annotations
 
 import itertools
-from decimal import Decimal
+from decimal import Decimal, localcontext
+from fractions import Fraction
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from components.core.errors import FillRejected
 from components.core.events import Fill, Side
-from components.risk.positions import PositionBook
+from components.core.money import MONEY_CONTEXT
+from components.risk.positions import SHOWN_DIGITS, PositionBook
 
 D = Decimal
 _ids = itertools.count(1)
@@ -88,7 +92,8 @@ def test_apply_fill_when_fee_paid_then_cash_and_realized_pnl_drop_by_it() -> Non
 def test_apply_fill_when_average_does_not_divide_then_identity_stays_exact() -> None:
     book = book_with(fill(Side.BUY, 1, 3), fill(Side.BUY, 1, 3), fill(Side.BUY, 1, 4))
     book.apply_fill(fill(Side.SELL, 1, 5))
-    assert book.holdings["AAPL"].realized_pnl == D("1.6666666667")
+    assert book.holdings["AAPL"].exact_realized_pnl == Fraction(5, 3)
+    assert book.holdings["AAPL"].realized_pnl == D("1." + "6" * 38 + "7")  # shown to 40 digits
     marks = {"AAPL": D("4.5")}
     assert book.equity(marks) - book.initial_cash == book.realized_pnl + book.unrealized_pnl(
         marks=marks
@@ -185,3 +190,77 @@ def test_book_when_fill_flips_position_then_same_as_close_then_open(
     two.apply_fill(fill(Side.SELL, beyond, exit_price))
     assert one.holdings == two.holdings
     assert one.cash == two.cash
+
+
+# --- exact at every size (regressions) ---------------------------------------------------------
+
+
+def test_apply_fill_when_a_huge_partial_close_then_booked_exactly() -> None:
+    """The cost a close of 1e9 removes from 3e9 @ 1e9 is 1e18: rounding it to 1e-10 needed more
+    than 28 digits and raised after cash had changed."""
+    book = book_with(fill(Side.BUY, "3e9", "1e9"), cash="1e19")
+    book.apply_fill(fill(Side.SELL, "1e9", "1e9"))
+    holding = book.holdings["AAPL"]
+    assert (holding.quantity, holding.cost, holding.realized_pnl) == (D("2e9"), D("2e18"), 0)
+    assert book.cash == D("1e19") - D("2e18")
+
+
+def test_avg_price_when_a_tiny_position_is_reduced_then_unchanged() -> None:
+    """A cost rounded to 1e-10 moved the average of 1e-9 @ 1.05 to 1.10."""
+    book = book_with(fill(Side.BUY, "2e-9", "1.05"))
+    book.apply_fill(fill(Side.SELL, "1e-9", "1.07"))
+    assert book.holdings["AAPL"].avg_price == D("1.05")
+    assert book.holdings["AAPL"].exact_realized_pnl == Fraction(2, 10**11)
+
+
+def test_realized_pnl_when_thousands_of_partial_closes_then_no_drift() -> None:
+    """An average of 5/3 closed 3 at a time at 2 realizes exactly 1 per close."""
+    book = book_with(fill(Side.BUY, 10_000, 1), fill(Side.BUY, 20_000, 2), cash="100000")
+    for _ in range(9_999):
+        book.apply_fill(fill(Side.SELL, 3, 2))
+    holding = book.holdings["AAPL"]
+    assert (holding.quantity, holding.exact_cost) == (D(3), Fraction(5))
+    assert holding.realized_pnl == D(9_999)
+
+
+def test_identity_when_sizes_at_the_documented_bounds_then_exact() -> None:
+    book = PositionBook(D("1e30"))
+    book.apply_fill(fill(Side.BUY, "999999999999999.999999999999", "999999999999.999999999999"))
+    book.apply_fill(fill(Side.SELL, "333333333333333.333333333333", "999999999999.000000000001"))
+    marks = {"AAPL": D("999999999998.5")}
+    holding = book.holdings["AAPL"]
+    with localcontext(MONEY_CONTEXT):
+        change = book.equity(marks) - book.initial_cash  # both exact decimals
+        assert Fraction(change) == holding.exact_realized_pnl + holding.exact_unrealized_pnl(
+            marks["AAPL"]
+        )
+        shown_sum = book.realized_pnl + book.unrealized_pnl(marks=marks)
+        # 1/3s are shown to 40 digits: each within half a unit of its 40th digit.
+        assert abs(change - shown_sum) <= abs(change).scaleb(-SHOWN_DIGITS + 1)
+
+
+@pytest.mark.parametrize("value", [1.5, 2, "3"], ids=["float", "int", "str"])
+def test_apply_fill_when_quantity_is_not_a_decimal_then_fill_rejected(value: object) -> None:
+    book = PositionBook(D(100))
+    bad = msgspec.structs.replace(fill(Side.BUY, 1, 1), quantity=value)
+    with pytest.raises(FillRejected, match="quantity must be a Decimal"):
+        book.apply_fill(bad)
+    assert book.cash == D(100) and not book.holdings and book.fill_count == 0
+
+
+@pytest.mark.parametrize(
+    ("quantity", "price", "problem"),
+    [
+        ("1e16", "1", "quantity 1E\\+16 is above the maximum 1E\\+15"),
+        ("1", "2e12", "price 2E\\+12 is above the maximum 1E\\+12"),
+        ("1e-13", "1", "quantity 1E-13 has more than 12 decimal places"),
+    ],
+)
+def test_apply_fill_when_outside_the_bounds_then_rejected_and_book_untouched(
+    quantity: str, price: str, problem: str
+) -> None:
+    book = book_with(fill(Side.BUY, 1, 1))
+    before = (book.cash, dict(book.holdings), book.fill_count)
+    with pytest.raises(FillRejected, match=problem):
+        book.apply_fill(fill(Side.SELL, quantity, price))
+    assert (book.cash, dict(book.holdings), book.fill_count) == before

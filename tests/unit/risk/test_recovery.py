@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from components.core.config import TradingSystemSpec
-from components.core.errors import CorruptLogError
+from components.core.errors import CorruptLogError, FillRejected
 from components.core.events import Fill, OrderStatus, OrderUpdate, Side, Signal
 from components.risk import breaker, lifecycle, records, statelog
 from components.risk.engine import RiskEngine
@@ -342,3 +342,59 @@ def test_crash_when_cut_anywhere_then_restart_restores_the_last_logged_state(
         # In the middle of writing a snapshot: the temporary file is left over.
         leftover = {**files, "snapshot-000000999999.tmp": b"0badc0de {"}
         assert restore(leftover).state.snapshot(0) == expected
+
+
+# --- fills the book cannot take --------------------------------------------------------------
+
+
+def big_fill(fill_id: str, side: Side, quantity: str, price: str) -> Fill:
+    return Fill(
+        fill_id=fill_id,
+        client_order_id="c-big",
+        symbol="AAPL",
+        side=side,
+        quantity=D(quantity),
+        price=D(price),
+        fee=D(0),
+        venue="test",
+        ts_event_ns=T0,
+    )
+
+
+def test_on_fill_when_the_book_refuses_it_then_nothing_logged_and_nothing_changed(
+    tmp_path: Path,
+) -> None:
+    engine, store = start_engine(tmp_path)
+    engine.on_fill(big_fill("f-ok", Side.BUY, "10", "100"), T0)
+    before = (files_of(tmp_path), engine.state.seq, engine.state.book.cash)
+    with pytest.raises(FillRejected, match="fill f-huge: quantity 1E\\+16 is above the maximum"):
+        engine.on_fill(big_fill("f-huge", Side.SELL, "1e16", "100"), T0 + S)
+    assert (files_of(tmp_path), engine.state.seq, engine.state.book.cash) == before
+    assert "f-huge" not in engine.state.fill_ids
+    assert engine.metrics.invalid_fills._value.get() == 1
+    store.close()
+
+
+def test_restart_when_a_huge_partial_close_was_booked_then_the_same_book(tmp_path: Path) -> None:
+    """Buy 3e9 @ 1e9, sell 1e9 @ 1e9: once half-applied and logged, so no restart replayed it."""
+    engine, store = start_engine(tmp_path)
+    engine.on_fill(big_fill("f1", Side.BUY, "3e9", "1e9"), T0)
+    engine.on_fill(big_fill("f2", Side.SELL, "1e9", "1e9"), T0 + S)
+    store.close()
+    again, store = restart(tmp_path)
+    assert again.state.book.holdings == engine.state.book.holdings
+    assert again.state.book.cash == engine.state.book.cash == SPEC.risk.initial_cash - D("2e18")
+    store.close()
+
+
+def test_restore_when_the_log_holds_a_fill_the_book_refuses_then_names_file_line_and_fill(
+    tmp_path: Path,
+) -> None:
+    log, _ = statelog.StateLog.open(tmp_path / statelog.STATE_LOG_NAME)
+    log.append(records.LogOpened(ts_logged_ns=T0, system="test", initial_cash=D(1000), seq=1))
+    bad = big_fill("f-bad", Side.BUY, "1e-13", "1")  # logged by a version that took it
+    log.append(records.FillApplied(ts_logged_ns=T0, fill=bad, seq=2))
+    log.close()
+    problem = r"state\.log, line 2: record 2 cannot be applied: fill f-bad: quantity 1E-13"
+    with pytest.raises(CorruptLogError, match=problem):
+        statelog.StateStore.open(tmp_path, D(1000), snapshot_every=5)
