@@ -4,7 +4,8 @@
     ├── ConfigError(ValueError)        a config or manifest is invalid; names every bad field
     ├── CodecError(ValueError)         a wire message cannot be decoded
     ├── InvalidPriceError(ValueError)  a price or quantity is NaN, infinite, zero or negative
-    ├── CorruptLogError(ValueError)    a journal line other than the last is damaged
+    ├── CorruptLogError(ValueError)    a journal is damaged or has a gap in its records
+    │   └── CorruptLineError           a complete line fails its CRC or its decoding: where
     ├── DataError(ValueError)          a market-data file is unreadable or has a bad row
     ├── BusError(ConnectionError)      the broker cannot be reached or a request timed out
     └── KubeApiError(ConnectionError)  the Kubernetes API refused or failed a request
@@ -14,6 +15,7 @@ Foreign errors (pydantic, msgspec, zmq) are translated once at the boundary with
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 
@@ -43,7 +45,20 @@ class InvalidPriceError(TradingSystemError, ValueError):
 
 
 class CorruptLogError(TradingSystemError, ValueError):
-    """A line of a journal (state log, order log) other than the last fails its check."""
+    """A journal (state log, order log) cannot be replayed: a damaged line, or records missing."""
+
+
+class CorruptLineError(CorruptLogError):
+    """A complete line of a journal (its newline written) fails its CRC or cannot be decoded.
+
+    Every line was fsynced before it was acted on, so it may hold a confirmed fill: it is never
+    skipped. `path`, `line` (from 1) and `offset` (of its first byte) say where it is;
+    `tradingsystem state DIR --repair` moves it and everything after it aside.
+    """
+
+    def __init__(self, path: os.PathLike[str], line: int, offset: int, problem: str) -> None:
+        self.path, self.line, self.offset, self.problem = path, line, offset, problem
+        super().__init__(f"journal {path}: line {line} is corrupt: {problem} (at byte {offset})")
 
 
 class DataError(TradingSystemError, ValueError):

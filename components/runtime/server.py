@@ -14,6 +14,8 @@ from typing import Any
 import prometheus_client as prom
 from aiohttp import web
 
+from components.runtime import journal
+
 Checks = Callable[[], dict[str, bool]]
 Status = Callable[[], dict[str, Any]]
 
@@ -37,7 +39,8 @@ def build_app(
         )
 
     async def metrics(_: web.Request) -> web.Response:
-        body = prom.generate_latest(registry)
+        # The component's own, then the process-wide journal counters (`runtime.journal`).
+        body = prom.generate_latest(registry) + prom.generate_latest(journal.METRICS)
         return web.Response(body=body, headers={"Content-Type": prom.CONTENT_TYPE_LATEST})
 
     async def show_status(_: web.Request) -> web.Response:
