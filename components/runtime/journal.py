@@ -172,6 +172,14 @@ def check(path: Path, record_type: Any) -> Damage | None:
 # --- repair: an explicit step, never done by an owner on its own ------------------------------
 
 
+def repair_hint(data_dir: Path) -> str:
+    """What to tell whoever finds a damaged journal under `data_dir`."""
+    return (
+        f"See `tradingsystem state {data_dir}`; "
+        f"`tradingsystem state {data_dir} --repair` moves the damaged lines aside."
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class LostLine:
     """A line moved out of a journal by `repair`, and what can still be read of it."""
