@@ -7,6 +7,7 @@
     ├── CorruptLogError(ValueError)    a journal is damaged or has a gap in its records
     │   └── CorruptLineError           a complete line fails its CRC or its decoding: where
     ├── DataError(ValueError)          a market-data file is unreadable or has a bad row
+    ├── RequestError(ValueError)       an HTTP request's body is not what its endpoint takes (400)
     ├── BusError(ConnectionError)      the broker cannot be reached or a request timed out
     └── KubeApiError(ConnectionError)  the Kubernetes API refused or failed a request
 
@@ -63,6 +64,10 @@ class CorruptLineError(CorruptLogError):
 
 class DataError(TradingSystemError, ValueError):
     """A market-data file (a backtest's input) cannot be read, or a row of it is invalid."""
+
+
+class RequestError(TradingSystemError, ValueError):
+    """An HTTP request's body is not UTF-8 JSON, or not what its endpoint takes: answered 400."""
 
 
 class BusError(TradingSystemError, ConnectionError):
