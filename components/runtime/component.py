@@ -91,7 +91,11 @@ async def serve(component: Component) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     app = server.build_app(
-        component.registry, component.readiness, component.status, component.routes()
+        component.registry,
+        component.readiness,
+        component.status,
+        component.routes(),
+        shared=[journal.METRICS],
     )
     runner = await server.start(app, settings.listen_host, settings.http_port)
     log.info(

@@ -20,7 +20,6 @@ import prometheus_client as prom
 from aiohttp import web
 
 from components.core.errors import RequestError
-from components.runtime import journal
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +61,10 @@ def build_app(
     readiness: Checks,
     status: Status,
     routes: Sequence[web.RouteDef] = (),
+    shared: Sequence[prom.CollectorRegistry] = (),
 ) -> web.Application:
-    """The four endpoints every component serves, plus the component's own `routes`."""
+    """The four endpoints every component serves, plus the component's own `routes`; `/metrics`
+    shows `registry`, then the process-wide `shared` ones (e.g. `journal.METRICS`)."""
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -76,8 +77,7 @@ def build_app(
         )
 
     async def metrics(_: web.Request) -> web.Response:
-        # The component's own, then the process-wide journal counters (`runtime.journal`).
-        body = prom.generate_latest(registry) + prom.generate_latest(journal.METRICS)
+        body = b"".join(prom.generate_latest(r) for r in (registry, *shared))
         return web.Response(body=body, headers={"Content-Type": prom.CONTENT_TYPE_LATEST})
 
     async def show_status(_: web.Request) -> web.Response:

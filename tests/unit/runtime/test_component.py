@@ -15,6 +15,7 @@ import pytest
 
 from components.core.config import TradingSystemSpec
 from components.core.errors import CorruptLineError
+from components.runtime import journal
 from components.runtime.component import Component, serve
 from components.runtime.settings import BrokerEndpoints
 from tests.conftest import make_settings
@@ -49,6 +50,26 @@ class Failing(Idle):
 class Damaged(Idle):
     async def run(self) -> None:
         raise CorruptLineError(self.settings.data_dir / "a.log", 7, 1234, "CRC mismatch")
+
+
+class Note(journal.Record, tag="note"):
+    pass
+
+
+class NoteLog(journal.Journal[Note]):
+    record_type = Note
+
+
+class Journaling(Idle):
+    """Opens its journal, torn by an earlier crash, as the risk manager and execution do."""
+
+    async def run(self) -> None:
+        path = self.settings.data_dir / "notes.log"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(journal.encode(Note(ts_logged_ns=1)) + b"0bad")
+        log, _ = NoteLog.open(path)
+        log.close()
+        await asyncio.Event().wait()
 
 
 class Stubborn(Idle):
@@ -112,6 +133,21 @@ async def test_serve_when_run_fails_then_still_closes_and_exits_1(
     assert await asyncio.wait_for(serve(component), 5) == 1
     assert component.closed == 1
     assert "Component idle stopped unexpectedly." in caplog.messages
+
+
+async def test_metrics_when_a_torn_journal_was_cut_then_counted_beside_its_own(
+    endpoints: BrokerEndpoints, tmp_path: Path
+) -> None:
+    component = _make(Journaling, endpoints, tmp_path)
+    serving = asyncio.create_task(serve(component))
+    await _until_serving(component)
+    sample = 'journal_torn_lines_cut_total{journal="notes.log"} 1.0'
+    async with asyncio.timeout(5):
+        while sample not in (metrics := (await _get(component, "/metrics"))[1]):
+            await asyncio.sleep(0.02)
+    assert "idle_naps_total 3.0" in metrics
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(serving, 5) == 0
 
 
 async def test_serve_when_state_on_disk_is_damaged_then_refuses_to_start_with_exit_2(
