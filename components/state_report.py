@@ -401,7 +401,8 @@ def main(data_dir: Path, *, as_json: bool, repair_damage: bool = False) -> int:
     if repair_damage:
         repaired, left = repair(data_dir)
         if as_json:
-            print(json.dumps({"repaired": _repairs_json(repaired), "left": [str(e) for e in left]}))
+            left_json = [str(error) for error in left]
+            print(json.dumps({"repaired": _repairs_json(repaired), "left": left_json}, indent=2))
         else:
             print(render_repairs(repaired, left))
         for error in left:

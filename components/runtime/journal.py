@@ -39,7 +39,7 @@ from components.core.errors import CorruptLineError
 log = logging.getLogger(__name__)
 
 # Process-wide, like the process collector: a journal is opened before a component's own
-# metrics exist, and by owners that do not hold them. `runtime.server` exports it beside them.
+# metrics exist, and by owners that do not hold them. `serve()` exports it beside them.
 METRICS = prom.CollectorRegistry(auto_describe=True)
 _TORN_CUT = prom.Counter(
     "journal_torn_lines_cut",
