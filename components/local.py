@@ -7,6 +7,11 @@ with exponential backoff and its restart count is shown, like a pod's. An observ
 the live view; at the end the summary checks that the risk manager's state on disk equals what it
 held at start plus every fill seen on the bus.
 
+Before any child starts, every component is built from the config as its process would build it
+(`catalog.preflight`) and every journal under the data directory is checked: a damaged one
+refuses the run with one line naming the file and pointing at `tradingsystem state --repair`,
+rather than a child that refuses to start, restarted in a loop, while the others trade.
+
 Stopping goes from the producers to the consumers (market data and strategy, then execution, then
 the risk manager, then the broker), so that every fill reaches the risk manager before it stops.
 
@@ -38,9 +43,9 @@ import prometheus_client as prom
 import yaml
 from rich.logging import RichHandler
 
-from components import catalog, dashboard
+from components import catalog, dashboard, state_report
 from components.core.config import API_VERSION, KIND, TradingSystemSpec, load_spec, parse_spec
-from components.core.errors import FillRejected
+from components.core.errors import CorruptLogError, FillRejected
 from components.core.events import (
     BreakerState,
     Fill,
@@ -54,6 +59,7 @@ from components.core.events import (
 )
 from components.core.wire import Envelope
 from components.risk import statelog
+from components.runtime import journal
 from components.runtime.bus import Bus
 from components.runtime.settings import BrokerEndpoints
 
@@ -379,11 +385,21 @@ class Supervisor:
         return 0
 
 
+def check_journals(data_dir: Path) -> None:
+    """Refuse the run if any component's journal under `data_dir` is damaged: that component
+    would refuse to start (a crash loop here), and the rest would trade without it."""
+    problems = state_report.damage(data_dir)
+    if problems:
+        found = "; ".join(str(problem) for problem in problems)
+        raise CorruptLogError(f"{found}. {journal.repair_hint(data_dir)}")
+
+
 def main(config: Path | None, data_dir: Path, duration_s: float | None, *, plain: bool) -> int:
     source = "embedded default" if config is None else str(config)
     name, spec = parse_spec(default_document(), source) if config is None else load_spec(config)
     catalog.preflight(spec, name, source)
     data_dir = data_dir.resolve()
+    check_journals(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     effective = data_dir / "tradingsystem.yaml"
     effective.write_text(

@@ -775,9 +775,32 @@ def load_spec(path: str | Path) -> tuple[str, TradingSystemSpec]:
     """Read a YAML (or JSON) file holding a spec or a manifest."""
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror}"]) from exc
+    try:
+        # Strictly UTF-8 (YAML 1.2's and JSON's encoding), whatever the locale says.
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        problem = f"byte 0x{data[exc.start]:02x} at offset {exc.start}: {exc.reason}"
+        raise ConfigError(
+            str(path), [f"line {line}, column {column}: not UTF-8 text ({problem})"]
+        ) from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control one)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        problem = (
+            f"{exc.reason} (#x{exc.character:04x})"
+            if isinstance(exc.character, int)
+            else exc.reason
+        )
+        raise ConfigError(
+            str(path), [f"line {line}, column {column}: not valid YAML: {problem}"]
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

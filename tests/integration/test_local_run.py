@@ -223,5 +223,7 @@ def test_run_when_state_log_damaged_then_one_error_line_and_exit_1(tmp_path: Pat
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: journal {tmp_path / 'risk' / statelog.STATE_LOG_NAME}: line 1 is corrupt: "
-        f"CRC mismatch: stored deadbeef, computed {zlib.crc32(body):08x}"
+        f"CRC mismatch: stored deadbeef, computed {zlib.crc32(body):08x} (at byte 0). "
+        f"See `tradingsystem state {tmp_path}`; "
+        f"`tradingsystem state {tmp_path} --repair` moves the damaged lines aside."
     ]
