@@ -106,8 +106,6 @@ class Gateway:
         """Count the failure and wait before attempt `attempt + 1`."""
         retry_after = exc.retry_after_s if isinstance(exc, VenueUnavailable) else None
         delay_s = self.backoff.delay(attempt, retry_after)
-        if isinstance(exc, RateLimited):
-            self.limiter.pause_until(self.clock() + delay_s)  # the limit is the venue's, for all
         self.metrics.retries.labels(_reason(exc)).inc()
         log.warning(
             "While %s at %s: %s; attempt %d failed, retry in %.3f s.",
@@ -117,6 +115,11 @@ class Gateway:
             attempt + 1,
             delay_s,
         )
+        if isinstance(exc, RateLimited):
+            # The limit is the venue's, for every request: the limiter holds them all until the
+            # reset and then releases them at its rate; this one waits there with the others.
+            self.limiter.pause_until(self.clock() + delay_s)
+            return
         await self.sleep(delay_s)
 
     async def request(self, what: str, call: Callable[[], Awaitable[T]]) -> T:

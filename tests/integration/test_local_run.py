@@ -109,6 +109,7 @@ def test_run_when_duration_elapses_then_orders_filled_and_positions_equal_fills(
 
     assert process.returncode == 0, stderr
     assert "The risk manager's state on disk agrees with the" in stdout
+    assert "The risk manager's state on disk agrees with simulated's own positions" in stdout
     approvals = [
         r
         for r in statelog.read(data_dir / "risk" / statelog.STATE_LOG_NAME)

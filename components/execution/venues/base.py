@@ -32,6 +32,7 @@ import abc
 import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
@@ -98,6 +99,10 @@ class Venue(abc.ABC):
         # The engine's rate limiter, awaited before any request the venue makes on its own
         # (polling), since the venue counts those against the same limit.
         self.pace: Callable[[], Awaitable[Any]] | None = None
+
+    def keep_state_in(self, directory: Path) -> None:  # noqa: B027 (an optional hook)
+        """Where a venue living in this process keeps what must outlive it (the simulated
+        exchange's account); a real venue keeps its own, and ignores this."""
 
     async def start(self) -> None:  # noqa: B027 (an optional hook)
         """Connect whatever pushes reports (a stream); called once before the first request."""
