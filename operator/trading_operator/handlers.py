@@ -61,7 +61,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         # Watches end and resume from their resourceVersion now and then, rather than hanging
         # on a connection a load balancer dropped silently.
         settings.watching.server_timeout = 300
-    api = KubeApi(KubeConfig.from_environment())
+    api = KubeApi(KubeConfig.from_environment(), field_manager=names.MANAGER)
     await api.__aenter__()
     memo.reconciler = Reconciler(api, SETTINGS)
     memo.http = aiohttp.ClientSession()
