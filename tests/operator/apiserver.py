@@ -27,8 +27,14 @@ object verbs itself:
   `crd_schema.CrdSchema`). A declared kind with no schema (a third-party CRD's) is stored as
   it is; an undeclared kind is 404, as on a cluster without its CRD.
 
-What only a cluster does (controllers, the garbage collector, scheduling, admission webhooks)
-is not emulated: a test plays the Deployment controller by writing `status` itself.
+- server-side apply and field ownership (`managedFields`): `serverside_apply.py`;
+- owner-reference garbage collection, background, foreground and orphan, run at once:
+  `garbage.py`;
+- `fail()`: the next requests matching a method and path answered with an error, for tests of
+  what a client does when the server fails.
+
+What only a cluster does (controllers, scheduling, admission webhooks) is not emulated: a test
+plays the Deployment controller by writing `status` itself.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ from kmock._internal import references, rendering
 from referencing import Registry, Resource
 
 from components import crd
-from tests.operator import serverside_apply
+from tests.operator import garbage, serverside_apply
 from tests.operator.crd_schema import CrdSchema
 
 K8S_VERSION = "1.31"
@@ -300,7 +306,9 @@ class ApiServer(kmock.KubernetesEmulator):
         if method == "PUT" and name is not None:
             return self._update(resource, namespace, name, request.data, None, "", sub, manager)
         if method == "DELETE" and name is not None:
-            return self._delete(resource, namespace, name)
+            options = request.data if isinstance(request.data, dict) else {}
+            policy = request.params.get("propagationPolicy") or options.get("propagationPolicy")
+            return self._delete(resource, namespace, name, policy or "Background")
         raise _error(405, "MethodNotAllowed", f"{method} is not supported here")
 
     def _get(self, resource: Any, namespace: str | None, name: str) -> Any:
@@ -436,6 +444,7 @@ class ApiServer(kmock.KubernetesEmulator):
             stored.create(new)
             stored.delete()
             self._publish(resource, "DELETED", new)
+            garbage.removed(self, new)
             return new
         stored.create(new)
         self._publish(resource, "MODIFIED", new)
@@ -494,10 +503,18 @@ class ApiServer(kmock.KubernetesEmulator):
                 failure.times.append(time.monotonic())
                 raise _error(failure.status, "InternalError", "injected by the test")
 
-    def _delete(self, resource: Any, namespace: str | None, name: str) -> dict[str, Any]:
+    def _delete(
+        self, resource: Any, namespace: str | None, name: str, policy: str = "Background"
+    ) -> dict[str, Any]:
         stored = self._get(resource, namespace, name)
         obj = copy.deepcopy(stored.raw)
         meta = obj["metadata"]
+        if policy not in garbage.POLICIES:
+            raise _error(400, "BadRequest", f"unknown propagationPolicy {policy!r}")
+        if policy == "Orphan":
+            garbage.delete_dependents(self, obj, "Orphan")
+        elif policy == "Foreground" and garbage.dependents(self, meta["uid"]):
+            meta["finalizers"] = [*(meta.get("finalizers") or []), garbage.FOREGROUND]
         if meta.get("finalizers"):
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = _now()
@@ -505,10 +522,16 @@ class ApiServer(kmock.KubernetesEmulator):
                 meta["resourceVersion"] = self._next_version()
                 stored.create(obj)
                 self._publish(resource, "MODIFIED", obj)
+            if garbage.FOREGROUND in meta["finalizers"]:
+                garbage.delete_dependents(self, obj, "Foreground")
+                garbage.release_waiting_owners(self, {"metadata": {"ownerReferences": [meta]}})
+                current = self._objects[(resource, namespace, name)]
+                return obj if current.deleted else copy.deepcopy(current.raw)
             return obj
         meta["resourceVersion"] = self._next_version()
         stored.delete()
         self._publish(resource, "DELETED", obj)
+        garbage.removed(self, obj)
         return obj
 
     async def _watch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:

@@ -341,7 +341,9 @@ def apply(
     for key in entries:
         entries[key] -= taken
     shared = set().union(*entries.values()) if entries else set()
-    for path in sorted(previous - wanted, key=len, reverse=True):
+    # Whole list items first: their fields go with them (and, once a key field is gone, an
+    # item could no longer be found by its key).
+    for path in sorted(previous - wanted, key=lambda p: (p[-1] != ".", len(p), p)):
         item = path[:-1] if path[-1] == "." else None
         kept = path in shared or (item is not None and any(p[: len(item)] == item for p in shared))
         if not kept and get(base, path) is not MISSING:
