@@ -27,8 +27,14 @@ object verbs itself:
   `crd_schema.CrdSchema`). A declared kind with no schema (a third-party CRD's) is stored as
   it is; an undeclared kind is 404, as on a cluster without its CRD.
 
-What only a cluster does (controllers, the garbage collector, scheduling, admission webhooks)
-is not emulated: a test plays the Deployment controller by writing `status` itself.
+- server-side apply and field ownership (`managedFields`): `serverside_apply.py`;
+- owner-reference garbage collection, background, foreground and orphan, run at once:
+  `garbage.py`;
+- `fail()`: the next requests matching a method and path answered with an error, for tests of
+  what a client does when the server fails.
+
+What only a cluster does (controllers, scheduling, admission webhooks) is not emulated: a test
+plays the Deployment controller by writing `status` itself.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import functools
 import json
 import re
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +63,7 @@ from kmock._internal import references, rendering
 from referencing import Registry, Resource
 
 from components import crd
+from tests.operator import garbage, serverside_apply
 from tests.operator.crd_schema import CrdSchema
 
 K8S_VERSION = "1.31"
@@ -82,6 +90,15 @@ class _Watch:
         return all(_field(obj, path) == value for path, value in self.fields.items())
 
 
+@dataclass
+class _Failure:
+    method: str
+    path: re.Pattern[str]
+    left: int
+    status: int
+    times: list[float] = field(default_factory=list)
+
+
 @attrs.define(kw_only=True)
 class ApiServer(kmock.KubernetesEmulator):
     """`async with ApiServer() as api, kmock.Server(api) as server:`; then `declare(...)`."""
@@ -93,6 +110,7 @@ class ApiServer(kmock.KubernetesEmulator):
     _crds: dict[Any, CrdSchema] = attrs.field(factory=dict, init=False)
     _with_status: set[Any] = attrs.field(factory=set, init=False)
     _stopping: bool = attrs.field(default=False, init=False)
+    _failures: list[_Failure] = attrs.field(factory=list, init=False)
 
     # --- resources ----------------------------------------------------------------------------
 
@@ -158,12 +176,15 @@ class ApiServer(kmock.KubernetesEmulator):
         name: str,
         patch: dict[str, Any],
         subresource: str = "",
+        manager: str = "tester",
     ) -> dict[str, Any]:
         """Merge-patch an object as a controller or a person would (no validation bypassed);
         `subresource="status"` for what a controller reports."""
         resource = references.resource(api_version, plural)
         async with self._lock:
-            return self._update(resource, namespace, name, None, patch, "merge", subresource)
+            return self._update(
+                resource, namespace, name, None, patch, "merge", subresource, manager
+            )
 
     async def serve_operator_resources(self, namespace: str) -> None:
         """What the operator reads and writes, as a cluster with the CRD installed serves it;
@@ -216,7 +237,7 @@ class ApiServer(kmock.KubernetesEmulator):
             r for r, k in self._kinds.items() if k == kind and _api_version(r) == api_version
         )
         async with self._lock:
-            return self._create(resource, obj["metadata"].get("namespace"), obj)
+            return self._create(resource, obj["metadata"].get("namespace"), obj, "admin")
 
     # --- serving ------------------------------------------------------------------------------
 
@@ -256,6 +277,7 @@ class ApiServer(kmock.KubernetesEmulator):
         try:
             if request.action == kmock.action.WATCH:
                 return await self._watch(request)
+            self._inject_failure(request)
             async with self._lock:
                 body = self._serve(request)
             return aiohttp.web.json_response(body, status=201 if request.method == "POST" else 200)
@@ -272,16 +294,21 @@ class ApiServer(kmock.KubernetesEmulator):
             return self._list(request)
         if method == "GET":
             return copy.deepcopy(self._get(resource, namespace, name).raw)
+        manager = _field_manager(request)
         if method == "POST" and name is None:
-            return self._create(resource, namespace, request.data)
+            return self._create(resource, namespace, request.data, manager)
         if method == "PATCH" and name is not None:
             headers = {key.lower(): value for key, value in request.headers.items()}
             kind = _patch_kind(headers.get("content-type", ""))
-            return self._update(resource, namespace, name, None, request.data, kind, sub)
+            if kind == "apply":
+                return self._apply(request, manager)
+            return self._update(resource, namespace, name, None, request.data, kind, sub, manager)
         if method == "PUT" and name is not None:
-            return self._update(resource, namespace, name, request.data, None, "", sub)
+            return self._update(resource, namespace, name, request.data, None, "", sub, manager)
         if method == "DELETE" and name is not None:
-            return self._delete(resource, namespace, name)
+            options = request.data if isinstance(request.data, dict) else {}
+            policy = request.params.get("propagationPolicy") or options.get("propagationPolicy")
+            return self._delete(resource, namespace, name, policy or "Background")
         raise _error(405, "MethodNotAllowed", f"{method} is not supported here")
 
     def _get(self, resource: Any, namespace: str | None, name: str) -> Any:
@@ -305,7 +332,9 @@ class ApiServer(kmock.KubernetesEmulator):
             "items": items,
         }
 
-    def _create(self, resource: Any, namespace: str | None, data: Any) -> dict[str, Any]:
+    def _create(
+        self, resource: Any, namespace: str | None, data: Any, manager: str | None
+    ) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise _error(400, "BadRequest", "the body must be a JSON object")
         obj = copy.deepcopy(data)
@@ -332,6 +361,12 @@ class ApiServer(kmock.KubernetesEmulator):
             generation=1,
             creationTimestamp=_now(),
         )
+        obj.setdefault("apiVersion", _api_version(resource))
+        obj.setdefault("kind", self._kinds[resource])
+        if manager is not None:  # None: an apply, which recorded its own fields
+            serverside_apply.record_create(
+                obj, manager, self._schema(resource), resource in self._with_status
+            )
         obj = self._admit(resource, obj)
         meta = obj["metadata"]
         meta["resourceVersion"] = self._next_version()
@@ -351,6 +386,7 @@ class ApiServer(kmock.KubernetesEmulator):
         patch: Any,
         patch_kind: str,
         sub: str,
+        manager: str | None,
     ) -> dict[str, Any]:
         stored = self._get(resource, namespace, name)
         old = copy.deepcopy(stored.raw)
@@ -390,6 +426,12 @@ class ApiServer(kmock.KubernetesEmulator):
             else:
                 new.pop("status", None)
         meta = new["metadata"]
+        if sub == "status":  # status fields are not tracked: see serverside_apply
+            meta["managedFields"] = old["metadata"].get("managedFields", [])
+        elif manager is not None:  # None: an apply, which recorded its own fields
+            serverside_apply.record_update(
+                old, new, manager, self._schema(resource), resource in self._with_status
+            )
         meta["resourceVersion"] = old["metadata"]["resourceVersion"]
         meta["generation"] = old["metadata"].get("generation", 1)
         if _content(new) != _content(old):
@@ -402,15 +444,77 @@ class ApiServer(kmock.KubernetesEmulator):
             stored.create(new)
             stored.delete()
             self._publish(resource, "DELETED", new)
+            garbage.removed(self, new)
             return new
         stored.create(new)
         self._publish(resource, "MODIFIED", new)
         return copy.deepcopy(new)
 
-    def _delete(self, resource: Any, namespace: str | None, name: str) -> dict[str, Any]:
+    def _apply(self, request: rendering.Request, manager: str) -> dict[str, Any]:
+        """Server-side apply (`serverside_apply`): creates the object when it is missing."""
+        resource, namespace, name = request.resource, request.namespace, request.name
+        if request.subresource:
+            raise _error(400, "BadRequest", "apply to a subresource is not supported here")
+        if not request.params.get("fieldManager"):
+            raise _error(400, "BadRequest", "fieldManager is required for apply requests")
+        try:
+            data = yaml.safe_load(request.body or b"")
+        except yaml.YAMLError as exc:
+            raise _error(400, "BadRequest", f"the apply body is not YAML: {exc}") from exc
+        if not isinstance(data, dict) or (data.get("metadata") or {}).get("name") != name:
+            raise _error(400, "BadRequest", "the applied object must name the object of the URL")
+        key = (resource, namespace, name)
+        exists = key in self._objects and not self._objects[key].deleted
+        live = copy.deepcopy(self._objects[key].raw) if exists else None
+        force = request.params.get("force") in {"true", "1"}
+        try:
+            new = serverside_apply.apply(
+                live, data, manager, force, self._schema(resource), resource in self._with_status
+            )
+        except serverside_apply.Conflict as exc:
+            raise _error(409, "Conflict", str(exc), self._kinds[resource]) from exc
+        if live is None:
+            return self._create(resource, namespace, new, None)
+        return self._update(resource, namespace, name, new, None, "", "", None)
+
+    def _schema(self, resource: Any) -> serverside_apply.Schema:
+        crd_schema = None
+        if resource in self._crds:
+            crd_schema = self._crds[resource].openapi
+        return serverside_apply.schema_of(_api_version(resource), self._kinds[resource], crd_schema)
+
+    def fail(self, method: str, path: str, times: int, status: int = 500) -> list[float]:
+        """Answer the next `times` requests `method path` (a regular expression, matched in
+        full) with `status`, as an overloaded or failing server would; returns the list the
+        monotonic time of each failed request is appended to."""
+        failure = _Failure(method, re.compile(path), times, status)
+        self._failures.append(failure)
+        return failure.times
+
+    def _inject_failure(self, request: rendering.Request) -> None:
+        for failure in self._failures:
+            method = str(request.method.value)
+            if (
+                failure.left > 0
+                and failure.method == method
+                and failure.path.fullmatch(request.url.path)
+            ):
+                failure.left -= 1
+                failure.times.append(time.monotonic())
+                raise _error(failure.status, "InternalError", "injected by the test")
+
+    def _delete(
+        self, resource: Any, namespace: str | None, name: str, policy: str = "Background"
+    ) -> dict[str, Any]:
         stored = self._get(resource, namespace, name)
         obj = copy.deepcopy(stored.raw)
         meta = obj["metadata"]
+        if policy not in garbage.POLICIES:
+            raise _error(400, "BadRequest", f"unknown propagationPolicy {policy!r}")
+        if policy == "Orphan":
+            garbage.delete_dependents(self, obj, "Orphan")
+        elif policy == "Foreground" and garbage.dependents(self, meta["uid"]):
+            meta["finalizers"] = [*(meta.get("finalizers") or []), garbage.FOREGROUND]
         if meta.get("finalizers"):
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = _now()
@@ -418,10 +522,16 @@ class ApiServer(kmock.KubernetesEmulator):
                 meta["resourceVersion"] = self._next_version()
                 stored.create(obj)
                 self._publish(resource, "MODIFIED", obj)
+            if garbage.FOREGROUND in meta["finalizers"]:
+                garbage.delete_dependents(self, obj, "Foreground")
+                garbage.release_waiting_owners(self, {"metadata": {"ownerReferences": [meta]}})
+                current = self._objects[(resource, namespace, name)]
+                return obj if current.deleted else copy.deepcopy(current.raw)
             return obj
         meta["resourceVersion"] = self._next_version()
         stored.delete()
         self._publish(resource, "DELETED", obj)
+        garbage.removed(self, obj)
         return obj
 
     async def _watch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
@@ -566,8 +676,18 @@ def _content(obj: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in obj.items() if key not in {"metadata", "status"}}
 
 
+def _field_manager(request: rendering.Request) -> str:
+    """The request's field manager: `fieldManager`, else the User-Agent's product, as a real
+    server derives it."""
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    given = request.params.get("fieldManager")
+    return str(given or headers.get("user-agent", "unknown").split("/")[0] or "unknown")
+
+
 def _patch_kind(content_type: str) -> str:
     kind = content_type.split(";")[0].strip()
+    if kind == "application/apply-patch+yaml":
+        return "apply"
     if kind == "application/json-patch+json":
         return "json"
     if kind in {"application/merge-patch+json", "application/strategic-merge-patch+json"}:

@@ -80,7 +80,56 @@ async def test_child_edited_by_hand_then_put_back(
 
     edit = {"data": {"tradingsystem.yaml": "spec: {}", "extra.yaml": "x: 1"}}
     await api.write("v1", "configmaps", NAMESPACE, "demo-config", edit)
+    # The operator's file is put back; the key someone else added is theirs (server-side apply
+    # leaves other managers' fields alone), and no component reads it.
     await eventually(
-        lambda: api.object("v1", "configmaps", NAMESPACE, "demo-config")["data"] == original,
+        lambda: (
+            api.object("v1", "configmaps", NAMESPACE, "demo-config")["data"]
+            == {**original, "extra.yaml": "x: 1"}
+        ),
         what="config restored",
     )
+
+
+def _strategy_container(api: ApiServer) -> dict | None:
+    found = systems.deployment(api, "demo", "strategy")
+    return None if found is None else found["spec"]["template"]["spec"]["containers"][0]
+
+
+async def test_env_var_removed_from_spec_then_removed_from_the_deployment(
+    api: ApiServer, client: KubeApi, operator: Operator
+) -> None:
+    env = [{"name": "OMP_NUM_THREADS", "value": "1"}, {"name": "LOG_STYLE", "value": "json"}]
+    await systems.create(client, systems.manifest(pods={"strategy": {"env": env}}))
+
+    def names_() -> set[str]:
+        container = _strategy_container(api)
+        return {e["name"] for e in (container or {}).get("env", [])}
+
+    await eventually(lambda: {"OMP_NUM_THREADS", "LOG_STYLE"} <= names_(), what="both set")
+    await systems.patch(client, {"spec": {"pods": {"strategy": {"env": env[:1]}}}})
+    await eventually(lambda: "LOG_STYLE" not in names_(), what="LOG_STYLE removed")
+    assert "OMP_NUM_THREADS" in names_()
+
+
+async def test_resource_limit_removed_from_spec_then_removed_from_the_deployment(
+    api: ApiServer, client: KubeApi, operator: Operator
+) -> None:
+    """The default memory limit dropped: no limit, not the old one forever."""
+    await systems.create(client)
+    await eventually(
+        lambda: (_strategy_container(api) or {}).get("resources", {}).get("limits"),
+        what="the default limit",
+    )
+    no_limit = {"resources": {"limits": {"memory": None}}}  # a merge patch: null removes it
+    await systems.patch(client, {"spec": {"pods": {"strategy": no_limit}}})
+    await eventually(
+        lambda: (
+            "limits" not in (_strategy_container(api) or {"resources": {"limits": 1}})["resources"]
+        ),
+        what="the limit removed",
+    )
+    status = await eventually(
+        lambda: systems.condition(systems.system(api), "Degraded").get("status") == "False"
+    )
+    assert status
