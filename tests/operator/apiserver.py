@@ -396,7 +396,7 @@ class ApiServer(kmock.KubernetesEmulator):
             meta["generation"] += 1
         if new == old:
             return old  # nothing changed: no new version, no event
-        new = self._admit(resource, new)
+        new = self._admit(resource, new, old)
         new["metadata"]["resourceVersion"] = self._next_version()
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             stored.create(new)
@@ -473,11 +473,13 @@ class ApiServer(kmock.KubernetesEmulator):
 
     # --- what a real server does on every write -------------------------------------------
 
-    def _admit(self, resource: Any, obj: dict[str, Any]) -> dict[str, Any]:
+    def _admit(
+        self, resource: Any, obj: dict[str, Any], old: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         obj.setdefault("apiVersion", _api_version(resource))
         obj.setdefault("kind", self._kinds[resource])
         if resource in self._crds:
-            stored, problems = self._crds[resource].admit(obj)
+            stored, problems = self._crds[resource].admit(obj, old)
             if problems:
                 name = obj["metadata"].get("name")
                 raise _error(
