@@ -20,6 +20,7 @@ from typing import Any
 from trading_operator import names
 
 CHILDREN = ["get", "list", "watch", "create", "patch", "delete"]
+UNWATCHED_CHILDREN = ["get", "list", "create", "patch", "delete"]
 NAMESPACED_RULES: list[dict[str, Any]] = [
     # The systems themselves: watch them, latch a halt (spec.halted), manage the finalizer.
     {
@@ -44,22 +45,24 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": CHILDREN},
     {
         "apiGroups": [""],
-        "resources": ["services", "configmaps", "persistentvolumeclaims", "serviceaccounts"],
+        "resources": ["services", "configmaps", "persistentvolumeclaims"],
         "verbs": CHILDREN,
     },
     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": CHILDREN},
-    # The risk manager's Role and RoleBinding (granting only what the operator holds itself).
+    # The risk manager's account, Role and RoleBinding (the Role grants only what the operator
+    # holds itself): listed by the resync, not watched.
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": UNWATCHED_CHILDREN},
     {
         "apiGroups": ["rbac.authorization.k8s.io"],
         "resources": ["roles", "rolebindings"],
-        "verbs": CHILDREN,
+        "verbs": UNWATCHED_CHILDREN,
     },
     # The per-system admin token the risk manager's breaker endpoints check: created once, read
     # to pass on, patched to rotate. No list or watch: the operator never browses Secrets.
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]},
     {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"], "verbs": CHILDREN},
     # A deletion waits until the execution engine's pods are gone (their orders cancelled).
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     # Events for every condition transition (kopf posts core/v1 Events).
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]

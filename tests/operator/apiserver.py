@@ -56,6 +56,7 @@ from kmock._internal import references, rendering
 from referencing import Registry, Resource
 
 from components import crd
+from tests.operator.authorization import Authorizer
 from tests.operator.crd_schema import CrdSchema
 
 K8S_VERSION = "1.31"
@@ -84,8 +85,11 @@ class _Watch:
 
 @attrs.define(kw_only=True)
 class ApiServer(kmock.KubernetesEmulator):
-    """`async with ApiServer() as api, kmock.Server(api) as server:`; then `declare(...)`."""
+    """`async with ApiServer() as api, kmock.Server(api) as server:`; then `declare(...)`.
+    With `authorizer`, requests with a bearer token are authorized by RBAC
+    (`authorization.Authorizer`); without, every request is the administrator's."""
 
+    authorizer: Authorizer | None = attrs.field(default=None)
     _resource_version: int = attrs.field(default=0, init=False)
     _events: list[tuple[int, Any, dict[str, Any]]] = attrs.field(factory=list, init=False)
     _watches: list[_Watch] = attrs.field(factory=list, init=False)
@@ -190,15 +194,16 @@ class ApiServer(kmock.KubernetesEmulator):
         self.declare("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding")
         await self.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
 
-    def write_kubeconfig(self, path: Path, namespace: str) -> Path:
-        """A kubeconfig whose current context is this server, as kubectl and kopf read it."""
+    def write_kubeconfig(self, path: Path, namespace: str, token: str | None = None) -> Path:
+        """A kubeconfig whose current context is this server, as kubectl and kopf read it;
+        with `token`, the user is whom the authorizer knows by it."""
         url = str(self.servers[0].url).rstrip("/")
         context = {"cluster": "emulated", "user": "tester", "namespace": namespace}
         document = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "emulated", "cluster": {"server": url}}],
-            "users": [{"name": "tester", "user": {}}],
+            "users": [{"name": "tester", "user": {"token": token} if token else {}}],
             "contexts": [{"name": "emulated", "context": context}],
             "current-context": "emulated",
         }
@@ -249,6 +254,11 @@ class ApiServer(kmock.KubernetesEmulator):
         resource = request.resource
         if resource is None or resource.plural is None:
             return await super()._handle(request)  # discovery
+        if self.authorizer is not None:  # before anything else, as a real server
+            try:
+                self.authorizer.review(self, request)
+            except kmock.KubernetesError as exc:
+                return await self._render_error(exc)
         if resource not in self._kinds:
             # kmock would store it; a cluster without that kind (no CRD) answers 404.
             missing = _error(404, "NotFound", "the server could not find the requested resource")

@@ -1,7 +1,9 @@
 """The operator tier's fixtures: a fresh emulated API server per test (`apiserver.ApiServer` on
 127.0.0.1, in the test's event loop), and the real kopf operator in its own thread
 (`kopf.testing.KopfRunner`, `-m trading_operator.handlers`, standalone, one namespace: no
-namespace scanning), reaching the server through a kubeconfig, as it would reach a cluster.
+namespace scanning), reaching the server through a kubeconfig, as it would reach a cluster,
+with its ServiceAccount's token: the server enforces the RBAC the chart renders (namespaced
+mode, `authorization.py`), so a right the operator lacks fails here as on a cluster.
 
 Timers and retries are short here (set before the handlers module is first imported, since its
 decorators read them); waits are for a condition under a deadline, never a bare sleep.
@@ -23,7 +25,9 @@ import pytest
 from kopf.testing import KopfRunner
 
 from components.runtime.kubeapi import KubeApi, KubeConfig
+from tests.operator import authorization
 from tests.operator.apiserver import ApiServer
+from tests.operator.authorization import Authorizer
 
 NAMESPACE = "trading"
 
@@ -49,16 +53,26 @@ os.environ.update(
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[ApiServer]:
-    async with ApiServer() as server, kmock.Server(server):
+def rbac() -> tuple[Authorizer, str]:
+    """RBAC as the chart renders it for an operator serving NAMESPACE (namespaced mode, the
+    mode the test operator runs in), and the operator account's token."""
+    return authorization.for_operator((NAMESPACE,))
+
+
+@pytest.fixture
+async def api(rbac: tuple[Authorizer, str]) -> AsyncIterator[ApiServer]:
+    async with ApiServer(authorizer=rbac[0]) as server, kmock.Server(server):
         await server.serve_operator_resources(NAMESPACE)
         yield server
         server.stop_watches()
 
 
 @pytest.fixture
-def kubeconfig(api: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
+def kubeconfig(
+    api: ApiServer, rbac: tuple[Authorizer, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """The operator's kubeconfig: its ServiceAccount's token, so RBAC applies to it."""
+    path = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE, token=rbac[1])
     monkeypatch.setenv("KUBECONFIG", str(path))
     return path
 
