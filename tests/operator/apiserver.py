@@ -27,6 +27,12 @@ object verbs itself:
   `crd_schema.CrdSchema`). A declared kind with no schema (a third-party CRD's) is stored as
   it is; an undeclared kind is 404, as on a cluster without its CRD.
 
+- strict where a real server is, each in its own module with a hook here: RBAC for requests
+  with a bearer token (`authorization.py`: 403, blockOwnerDeletion needs the owner's
+  finalizers), fields that cannot change once set (`immutability.py`: 422; a Service's
+  clusterIP allocated on create), a bounded watch history with 410 Expired and bookmarks
+  (`watchcache.py`), transition rules with `oldSelf` (`crd_schema.py`).
+
 What only a cluster does (controllers, the garbage collector, scheduling, admission webhooks)
 is not emulated: a test plays the Deployment controller by writing `status` itself.
 """
@@ -56,8 +62,10 @@ from kmock._internal import references, rendering
 from referencing import Registry, Resource
 
 from components import crd
+from tests.operator import immutability
 from tests.operator.authorization import Authorizer
 from tests.operator.crd_schema import CrdSchema
+from tests.operator.watchcache import BOOKMARK_BEFORE_TIMEOUT_S, WatchWindow
 
 K8S_VERSION = "1.31"
 NAMESPACES = re.compile(r"/api/v1/namespaces(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?/?")
@@ -90,6 +98,7 @@ class ApiServer(kmock.KubernetesEmulator):
     (`authorization.Authorizer`); without, every request is the administrator's."""
 
     authorizer: Authorizer | None = attrs.field(default=None)
+    watch_window: WatchWindow = attrs.field(factory=WatchWindow)
     _resource_version: int = attrs.field(default=0, init=False)
     _events: list[tuple[int, Any, dict[str, Any]]] = attrs.field(factory=list, init=False)
     _watches: list[_Watch] = attrs.field(factory=list, init=False)
@@ -342,6 +351,7 @@ class ApiServer(kmock.KubernetesEmulator):
             generation=1,
             creationTimestamp=_now(),
         )
+        immutability.allocate(self._kinds[resource], obj)
         obj = self._admit(resource, obj)
         meta = obj["metadata"]
         meta["resourceVersion"] = self._next_version()
@@ -406,6 +416,8 @@ class ApiServer(kmock.KubernetesEmulator):
             meta["generation"] += 1
         if new == old:
             return old  # nothing changed: no new version, no event
+        if sub != "status":
+            immutability.check(self._kinds[resource], old, new)
         new = self._admit(resource, new, old)
         new["metadata"]["resourceVersion"] = self._next_version()
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
@@ -438,8 +450,12 @@ class ApiServer(kmock.KubernetesEmulator):
         watch = _selectors(request)
         since = request.params.get("resourceVersion") or ""
         timeout_s = float(request.params.get("timeoutSeconds") or 0) or None
+        bookmarks = request.params.get("allowWatchBookmarks") in {"true", "1"}
         async with self._lock:  # the snapshot and the subscription at one instant
-            if since not in {"", "0"}:
+            gone = self.watch_window.gone(request.resource, since)
+            if gone is not None:
+                backlog = [gone]  # too old: one ERROR event, then the stream ends
+            elif since not in {"", "0"}:
                 backlog = [
                     event
                     for version, resource, event in self._events
@@ -451,17 +467,21 @@ class ApiServer(kmock.KubernetesEmulator):
                     for (resource, _, _), obj in self._objects.items()
                     if resource == request.resource and not obj.deleted
                 ]
-            self._watches.append(watch)
+            if gone is None:
+                self._watches.append(watch)
         assert request._raw_request is not None
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request._raw_request)
         deadline = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
+        marks = _Bookmarks(self, request, deadline) if bookmarks and gone is None else None
         try:
             for event in backlog:
-                if watch.sees(event["object"]):
+                if event["type"] == "ERROR" or watch.sees(event["object"]):
                     await response.write(json.dumps(event).encode() + b"\n")
-            while True:
+            while gone is None:
                 left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+                if marks is not None and (mark := marks.due()) is not None:
+                    await response.write(json.dumps(mark).encode() + b"\n")
                 if left is not None and left <= 0:
                     break
                 transport = request._raw_request.transport
@@ -525,9 +545,33 @@ class ApiServer(kmock.KubernetesEmulator):
     def _publish(self, resource: Any, kind: str, obj: dict[str, Any]) -> None:
         event = {"type": kind, "object": copy.deepcopy(obj)}
         self._events.append((int(obj["metadata"]["resourceVersion"]), resource, event))
+        self.watch_window.record(resource, int(obj["metadata"]["resourceVersion"]))
         for watch in self._watches:
             if watch.resource == resource:
                 watch.queue.put_nowait(event)
+
+
+class _Bookmarks:
+    """When a watch that allows bookmarks gets its next one: every interval, and once just
+    before its timeout ends it."""
+
+    def __init__(self, server: ApiServer, request: rendering.Request, deadline: float | None):
+        self.server, self.resource = server, request.resource
+        self.loop = asyncio.get_running_loop()
+        self.next = self.loop.time() + server.watch_window.bookmark_interval_s
+        self.last_call = None if deadline is None else deadline - BOOKMARK_BEFORE_TIMEOUT_S
+
+    def due(self) -> dict[str, Any] | None:
+        now = self.loop.time()
+        final = self.last_call is not None and now >= self.last_call
+        if now < self.next and not final:
+            return None
+        self.next = now + self.server.watch_window.bookmark_interval_s
+        if final:
+            self.last_call = None
+        window = self.server.watch_window
+        kind = self.server._kinds[self.resource]
+        return window.bookmark(_api_version(self.resource), kind, self.server._resource_version)
 
 
 @functools.cache
