@@ -78,9 +78,9 @@ CLUSTER_RULES: list[dict[str, Any]] = [
 NAMESPACE_LIST_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
 ]
-# Leader election between replicas (kopf peering): each replica reads the peering object and
+# Leader election between replicas (kopf peering): each replica watches the peering object and
 # patches its own keep-alive into it; cluster-wide operators use the cluster-scoped kind.
-PEERING_VERBS = ["get", "list", "watch", "patch"]
+PEERING_VERBS = ["list", "watch", "patch"]
 CLUSTER_PEERING_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": PEERING_VERBS},
 ]

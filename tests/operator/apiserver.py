@@ -66,6 +66,7 @@ from tests.operator import immutability
 from tests.operator.authorization import Authorizer
 from tests.operator.crd_schema import CrdSchema
 from tests.operator.watchcache import BOOKMARK_BEFORE_TIMEOUT_S, WatchWindow
+from trading_operator import deploy
 
 K8S_VERSION = "1.31"
 NAMESPACES = re.compile(r"/api/v1/namespaces(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?/?")
@@ -201,7 +202,19 @@ class ApiServer(kmock.KubernetesEmulator):
         self.declare("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy")
         self.declare("rbac.authorization.k8s.io/v1", "roles", "Role")
         self.declare("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding")
+        # kopf's peering, as the chart installs it (its CRDs, and the objects kopf never creates).
+        for peering in deploy.peering_crds():
+            names = peering["spec"]["names"]
+            self.declare(
+                "kopf.dev/v1",
+                names["plural"],
+                names["kind"],
+                namespaced=peering["spec"]["scope"] == "Namespaced",
+                crd=peering,
+            )
         await self.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        for peering in [*deploy.peerings(), *deploy.peerings([namespace])]:
+            await self.add(peering)
 
     def write_kubeconfig(self, path: Path, namespace: str, token: str | None = None) -> Path:
         """A kubeconfig whose current context is this server, as kubectl and kopf read it;
