@@ -42,6 +42,14 @@ def cel_rule(rule: str, message: str, field: str | None = None) -> dict[str, Any
     return {"x-kubernetes-validations": [validation]}
 
 
+def transition_rule(rule: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """A rule on a change (CEL reading `oldSelf`), which the API server checks on an update
+    only: what a cluster cannot do to a running system (a volume's size or class) is refused
+    when the spec is written, not later on the child, where the system would sit in
+    ApplyFailed. No model validator mirrors it: a model sees one version of the spec."""
+    return cel_rule(rule, message, field)
+
+
 class BrokerConfig(_Model):
     """Where the ZMQ broker listens. Components connect to it; it never connects to them."""
 
@@ -514,8 +522,23 @@ class AlgoConfig(_Model):
 
 
 class ExecutionConfig(_Model):
+    model_config = ConfigDict(
+        json_schema_extra=transition_rule(
+            "self.venue != 'alpaca-live' || oldSelf.venue == 'alpaca-live' || self.live_confirmed",
+            "switching a running system to alpaca-live (real money) needs "
+            "execution.live_confirmed: true in the same change",
+            field=".venue",
+        )
+    )
+
     venue: Literal["simulated", "alpaca-paper", "alpaca-live"] = Field(
         "simulated", description="Where orders are sent."
+    )
+    live_confirmed: bool = Field(
+        False,
+        description="Set to true in the change that moves a running TradingSystem to "
+        "alpaca-live: the API server refuses that switch without it, so that real money is "
+        "never traded by an edit made for paper.",
     )
     simulated: SimulatedVenueConfig = Field(default_factory=SimulatedVenueConfig)
     alpaca: AlpacaVenueConfig = Field(default_factory=AlpacaVenueConfig)
@@ -632,9 +655,29 @@ class PodsConfig(_Model):
 
 
 class StorageConfig(_Model):
-    """The volumes (PVCs) that hold risk's state log and execution's order log."""
+    """The volumes (PVCs) that hold risk's state log and execution's order log. A PVC may grow
+    (where its class allows expansion) but never shrink or change class: both are refused when
+    the TradingSystem is updated (`quantity` is the Kubernetes CEL quantity library, 1.29+)."""
 
-    size: Quantity = Field("1Gi", description="Size of each volume.")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                *transition_rule(
+                    "quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0",
+                    "volumes cannot shrink (a PVC's storage request may only grow)",
+                    field=".size",
+                )["x-kubernetes-validations"],
+                *transition_rule(
+                    "(has(self.storage_class) ? self.storage_class : '')"
+                    " == (has(oldSelf.storage_class) ? oldSelf.storage_class : '')",
+                    "is fixed once the volumes exist (a PVC's class cannot change)",
+                    field=".storage_class",
+                )["x-kubernetes-validations"],
+            ]
+        }
+    )
+
+    size: Quantity = Field("1Gi", max_length=32, description="Size of each volume.")
     storage_class: str | None = Field(
         None,
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",

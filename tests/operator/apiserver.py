@@ -25,13 +25,17 @@ object verbs itself:
   (`kubernetes-validate`'s strict schemas, compiled once per kind: unknown fields refused),
   custom resources against their CRD (defaulting, OpenAPI schema, CEL rules:
   `crd_schema.CrdSchema`). A declared kind with no schema (a third-party CRD's) is stored as
-  it is; an undeclared kind is 404, as on a cluster without its CRD.
-
+  it is; an undeclared kind is 404, as on a cluster without its CRD;
 - server-side apply and field ownership (`managedFields`): `serverside_apply.py`;
 - owner-reference garbage collection, background, foreground and orphan, run at once:
   `garbage.py`;
 - `fail()`: the next requests matching a method and path answered with an error, for tests of
   what a client does when the server fails.
+- strict where a real server is, each in its own module with a hook here: RBAC for requests
+  with a bearer token (`authorization.py`: 403, blockOwnerDeletion needs the owner's
+  finalizers), fields that cannot change once set (`immutability.py`: 422; a Service's
+  clusterIP allocated on create), a bounded watch history with 410 Expired and bookmarks
+  (`watchcache.py`), transition rules with `oldSelf` (`crd_schema.py`).
 
 What only a cluster does (controllers, scheduling, admission webhooks) is not emulated: a test
 plays the Deployment controller by writing `status` itself.
@@ -63,8 +67,11 @@ from kmock._internal import references, rendering
 from referencing import Registry, Resource
 
 from components import crd
-from tests.operator import garbage, serverside_apply
+from tests.operator import garbage, immutability, serverside_apply
+from tests.operator.authorization import Authorizer
 from tests.operator.crd_schema import CrdSchema
+from tests.operator.watchcache import BOOKMARK_BEFORE_TIMEOUT_S, WatchWindow
+from trading_operator import deploy
 
 K8S_VERSION = "1.31"
 NAMESPACES = re.compile(r"/api/v1/namespaces(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?/?")
@@ -101,8 +108,12 @@ class _Failure:
 
 @attrs.define(kw_only=True)
 class ApiServer(kmock.KubernetesEmulator):
-    """`async with ApiServer() as api, kmock.Server(api) as server:`; then `declare(...)`."""
+    """`async with ApiServer() as api, kmock.Server(api) as server:`; then `declare(...)`.
+    With `authorizer`, requests with a bearer token are authorized by RBAC
+    (`authorization.Authorizer`); without, every request is the administrator's."""
 
+    authorizer: Authorizer | None = attrs.field(default=None)
+    watch_window: WatchWindow = attrs.field(factory=WatchWindow)
     _resource_version: int = attrs.field(default=0, init=False)
     _events: list[tuple[int, Any, dict[str, Any]]] = attrs.field(factory=list, init=False)
     _watches: list[_Watch] = attrs.field(factory=list, init=False)
@@ -209,17 +220,30 @@ class ApiServer(kmock.KubernetesEmulator):
         self.declare("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy")
         self.declare("rbac.authorization.k8s.io/v1", "roles", "Role")
         self.declare("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding")
+        # kopf's peering, as the chart installs it (its CRDs, and the objects kopf never creates).
+        for peering in deploy.peering_crds():
+            names = peering["spec"]["names"]
+            self.declare(
+                "kopf.dev/v1",
+                names["plural"],
+                names["kind"],
+                namespaced=peering["spec"]["scope"] == "Namespaced",
+                crd=peering,
+            )
         await self.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        for peering in [*deploy.peerings(), *deploy.peerings([namespace])]:
+            await self.add(peering)
 
-    def write_kubeconfig(self, path: Path, namespace: str) -> Path:
-        """A kubeconfig whose current context is this server, as kubectl and kopf read it."""
+    def write_kubeconfig(self, path: Path, namespace: str, token: str | None = None) -> Path:
+        """A kubeconfig whose current context is this server, as kubectl and kopf read it;
+        with `token`, the user is whom the authorizer knows by it."""
         url = str(self.servers[0].url).rstrip("/")
         context = {"cluster": "emulated", "user": "tester", "namespace": namespace}
         document = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "emulated", "cluster": {"server": url}}],
-            "users": [{"name": "tester", "user": {}}],
+            "users": [{"name": "tester", "user": {"token": token} if token else {}}],
             "contexts": [{"name": "emulated", "context": context}],
             "current-context": "emulated",
         }
@@ -270,6 +294,11 @@ class ApiServer(kmock.KubernetesEmulator):
         resource = request.resource
         if resource is None or resource.plural is None:
             return await super()._handle(request)  # discovery
+        if self.authorizer is not None:  # before anything else, as a real server
+            try:
+                self.authorizer.review(self, request)
+            except kmock.KubernetesError as exc:
+                return await self._render_error(exc)
         if resource not in self._kinds:
             # kmock would store it; a cluster without that kind (no CRD) answers 404.
             missing = _error(404, "NotFound", "the server could not find the requested resource")
@@ -367,6 +396,7 @@ class ApiServer(kmock.KubernetesEmulator):
             serverside_apply.record_create(
                 obj, manager, self._schema(resource), resource in self._with_status
             )
+        immutability.allocate(self._kinds[resource], obj)
         obj = self._admit(resource, obj)
         meta = obj["metadata"]
         meta["resourceVersion"] = self._next_version()
@@ -438,7 +468,9 @@ class ApiServer(kmock.KubernetesEmulator):
             meta["generation"] += 1
         if new == old:
             return old  # nothing changed: no new version, no event
-        new = self._admit(resource, new)
+        if sub != "status":
+            immutability.check(self._kinds[resource], old, new)
+        new = self._admit(resource, new, old)
         new["metadata"]["resourceVersion"] = self._next_version()
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             stored.create(new)
@@ -538,8 +570,12 @@ class ApiServer(kmock.KubernetesEmulator):
         watch = _selectors(request)
         since = request.params.get("resourceVersion") or ""
         timeout_s = float(request.params.get("timeoutSeconds") or 0) or None
+        bookmarks = request.params.get("allowWatchBookmarks") in {"true", "1"}
         async with self._lock:  # the snapshot and the subscription at one instant
-            if since not in {"", "0"}:
+            gone = self.watch_window.gone(request.resource, since)
+            if gone is not None:
+                backlog = [gone]  # too old: one ERROR event, then the stream ends
+            elif since not in {"", "0"}:
                 backlog = [
                     event
                     for version, resource, event in self._events
@@ -551,17 +587,21 @@ class ApiServer(kmock.KubernetesEmulator):
                     for (resource, _, _), obj in self._objects.items()
                     if resource == request.resource and not obj.deleted
                 ]
-            self._watches.append(watch)
+            if gone is None:
+                self._watches.append(watch)
         assert request._raw_request is not None
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request._raw_request)
         deadline = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
+        marks = _Bookmarks(self, request, deadline) if bookmarks and gone is None else None
         try:
             for event in backlog:
-                if watch.sees(event["object"]):
+                if event["type"] == "ERROR" or watch.sees(event["object"]):
                     await response.write(json.dumps(event).encode() + b"\n")
-            while True:
+            while gone is None:
                 left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+                if marks is not None and (mark := marks.due()) is not None:
+                    await response.write(json.dumps(mark).encode() + b"\n")
                 if left is not None and left <= 0:
                     break
                 transport = request._raw_request.transport
@@ -583,11 +623,13 @@ class ApiServer(kmock.KubernetesEmulator):
 
     # --- what a real server does on every write -------------------------------------------
 
-    def _admit(self, resource: Any, obj: dict[str, Any]) -> dict[str, Any]:
+    def _admit(
+        self, resource: Any, obj: dict[str, Any], old: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         obj.setdefault("apiVersion", _api_version(resource))
         obj.setdefault("kind", self._kinds[resource])
         if resource in self._crds:
-            stored, problems = self._crds[resource].admit(obj)
+            stored, problems = self._crds[resource].admit(obj, old)
             if problems:
                 name = obj["metadata"].get("name")
                 raise _error(
@@ -623,9 +665,33 @@ class ApiServer(kmock.KubernetesEmulator):
     def _publish(self, resource: Any, kind: str, obj: dict[str, Any]) -> None:
         event = {"type": kind, "object": copy.deepcopy(obj)}
         self._events.append((int(obj["metadata"]["resourceVersion"]), resource, event))
+        self.watch_window.record(resource, int(obj["metadata"]["resourceVersion"]))
         for watch in self._watches:
             if watch.resource == resource:
                 watch.queue.put_nowait(event)
+
+
+class _Bookmarks:
+    """When a watch that allows bookmarks gets its next one: every interval, and once just
+    before its timeout ends it."""
+
+    def __init__(self, server: ApiServer, request: rendering.Request, deadline: float | None):
+        self.server, self.resource = server, request.resource
+        self.loop = asyncio.get_running_loop()
+        self.next = self.loop.time() + server.watch_window.bookmark_interval_s
+        self.last_call = None if deadline is None else deadline - BOOKMARK_BEFORE_TIMEOUT_S
+
+    def due(self) -> dict[str, Any] | None:
+        now = self.loop.time()
+        final = self.last_call is not None and now >= self.last_call
+        if now < self.next and not final:
+            return None
+        self.next = now + self.server.watch_window.bookmark_interval_s
+        if final:
+            self.last_call = None
+        window = self.server.watch_window
+        kind = self.server._kinds[self.resource]
+        return window.bookmark(_api_version(self.resource), kind, self.server._resource_version)
 
 
 @functools.cache

@@ -15,6 +15,15 @@ from tests.operator.apiserver import ApiServer
 from tests.operator.conftest import NAMESPACE, eventually
 
 
+@pytest.fixture
+def kubeconfig(api: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A person's kubeconfig, not the operator's: the plugin deletes systems and lifts halts,
+    which the operator's own account may not (the server's RBAC applies to tokens only)."""
+    path = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    return path
+
+
 async def _kubectl(*argv: str) -> int:
     return await asyncio.to_thread(kubectl_main, list(argv))
 
