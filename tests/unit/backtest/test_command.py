@@ -216,3 +216,28 @@ def test_backtest_when_system_spec_has_stops_then_the_risk_manager_closes_losers
     worst = min(float(t["return_pct"]) for t in with_stops["trades"])
     assert worst > -5 > min(float(t["return_pct"]) for t in without["trades"])
     assert with_stops["stats"]["trades"] >= without["stats"]["trades"]
+
+
+@pytest.mark.parametrize("name", ["sma_cross", "breakout", "mean_reversion"])
+def test_backtest_when_strategy_is_a_builtin_short_name_then_it_runs(
+    daily: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    code = cli.main(["backtest", "--strategy", name, "--data", str(daily), "--json"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["strategy"] == name
+
+
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        ("sma-cross", "strategy.class_path: 'sma-cross' is no built-in strategy (one of"),
+        (":SmaCross", "strategy.class_path: cannot import module ''"),
+        (".sma_cross:SmaCross", "strategy.class_path: cannot import module '.sma_cross'"),
+    ],
+)
+def test_backtest_when_strategy_name_malformed_then_exit_2_without_traceback(
+    daily: Path, capsys: pytest.CaptureFixture[str], strategy: str, message: str
+) -> None:
+    assert cli.main(["backtest", "--strategy", strategy, "--data", str(daily)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
