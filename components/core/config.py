@@ -738,6 +738,16 @@ class TradingSystemSpec(_Model):
             "someone clears spec.halted; automatic resumes once the breaker is half-open or closed."
         ),
     )
+    breaker_stale_after_s: float = Field(
+        30,
+        ge=1,
+        le=3600,
+        description=(
+            "On Kubernetes the risk manager refreshes its breaker report every third of this; a "
+            "report older than this (before the first one: the system's age) means the breaker "
+            "is unknown, and execution is halted (reason BreakerStale) until reports return."
+        ),
+    )
     image: str | None = Field(
         None,
         min_length=1,

@@ -64,7 +64,11 @@ class RiskManager(Component):
         self._publisher: Publisher | None = None
         self._admin_token = os.environ.get(ADMIN_TOKEN_ENV, "")
         # On Kubernetes only (TS_KUBE_NAMESPACE): the breaker reported to the operator.
-        self._kube = kube_status.from_environment(self.settings.system_name, self.registry)
+        self._kube = kube_status.from_environment(
+            self.settings.system_name,
+            self.registry,
+            heartbeat_s=self.spec.breaker_stale_after_s / 3,
+        )
 
     @property
     def state(self) -> statelog.LoggedState:

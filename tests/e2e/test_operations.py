@@ -1,12 +1,9 @@
 """What an operator of the cluster does to a running system, on kind, after test_lifecycle.py
 (whose last test leaves the operator installed from `trading_operator.deploy`): halt and resume
 with `kubectl trading`; a risk manager that stops reporting halts execution with reason
-BreakerStale once `breakerStaleAfter` passes; `kubectl trading uninstall NAME` halts the system,
-then removes the operator's finalizers, so that the system can be deleted without the operator.
-
-Contracts of another branch, written against as specified (issue 14): `breakerStaleAfter` in the
-spec, the `BreakerStale` Halted reason, and the `uninstall` subcommand. `make e2e` runs it;
-elsewhere every test skips and says why (see tests/e2e/cluster.py)."""
+BreakerStale once `spec.breaker_stale_after_s` passes; `kubectl trading uninstall NAME` halts the
+system, then removes the operator's finalizers, so that the system can be deleted without the
+operator. `make e2e` runs it; elsewhere every test skips and says why (see tests/e2e/cluster.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +16,7 @@ from tests.e2e.cluster import NAMESPACE, ROOT, Cluster, eventually
 
 SYSTEM = "drill"
 PLUGIN = str(ROOT / ".venv" / "bin" / "kubectl-trading")
-STALE_AFTER = {"breakerStaleAfter": "45s"}  # the other branch's spec field (issue 14)
+STALE_AFTER = {"breaker_stale_after_s": 45}
 MISSING_IMAGE = "tradingsystem:does-not-exist"  # a risk pod that never starts never reports
 
 

@@ -22,8 +22,10 @@ async def test_spec_change_then_children_patched_and_config_hash_changed(
     await systems.create(client)
     components = ("risk", "strategy", "marketdata", "execution")  # each reads the symbols
     before = await eventually(
-        lambda: all(_hash(api, c) for c in (*components, "broker"))
-        and {c: _hash(api, c) for c in (*components, "broker")},
+        lambda: (
+            all(_hash(api, c) for c in (*components, "broker"))
+            and {c: _hash(api, c) for c in (*components, "broker")}
+        ),
         what="config hashes",
     )
 
