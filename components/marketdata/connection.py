@@ -12,7 +12,9 @@ SUBSCRIBED without CONNECTED) is a bug that raises instead of a metric that lies
 means data can flow; `/ready` and the failover read it.
 
 `Backoff` spaces reconnects: 1 s doubling to 30 s, each delay shortened by up to `jitter` of itself
-at random so that many clients cut off together do not come back together. It is reset only after
+at random so that many clients cut off together do not come back together. A floor (the
+provider's "come back later", `long_backoff_s`) is the least wait, never shortened: jitter spreads
+such waits upwards instead, by up to `jitter` of the floor. It is reset only after
 a session stayed healthy for a while, so a server that accepts and at once drops us is retried at
 the backoff's pace, never in a tight loop.
 """
@@ -113,7 +115,8 @@ class Connection:
 
 
 class Backoff:
-    """Delays between reconnects: `initial_s` doubling to `max_s`, minus up to `jitter` of each."""
+    """Delays between reconnects: `initial_s` doubling to `max_s`, minus up to `jitter` of each;
+    never below a floor given to `next_s`, plus up to `jitter` of it."""
 
     def __init__(
         self,
@@ -142,7 +145,10 @@ class Backoff:
         nominal = self.nominal_s()
         self.attempts += 1
         delay = nominal * (1 - self.jitter * self._rng.random())
-        return max(delay, at_least_s * (1 - self.jitter * self._rng.random()))
+        if delay >= at_least_s:
+            return delay
+        # The floor is what the provider asked for: spread above it, never below.
+        return at_least_s * (1 + self.jitter * self._rng.random())
 
     def reset(self) -> None:
         self.attempts = 0
