@@ -495,6 +495,16 @@ class AlpacaVenueConfig(_Model):
         le=300,
         description="How often open orders are polled while the trade_updates stream is down.",
     )
+    silence_timeout_s: float = Field(
+        15,
+        gt=0,
+        le=3600,
+        description=(
+            "While any order works, no trade_updates data frame for this long (pings and pongs "
+            "do not count) makes the engine poll the working orders over REST; if the poll finds "
+            "an update the stream never sent, the stream is reconnected."
+        ),
+    )
 
 
 class RetryConfig(_Model):
