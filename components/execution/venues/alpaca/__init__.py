@@ -5,10 +5,12 @@ The stream is not trusted to tell everything, so the orders this venue follows (
 id) are polled over REST:
 - while the stream is down, every `poll_interval_s` (reason `down`);
 - once after every reconnect, since Alpaca does not replay what a client missed (`listening`);
-- while any order works and no data frame came for `silence_timeout_s` (`silence`): a socket
-  can stay open and answer every ping while it sends nothing. When such a poll finds an order
-  changed that the stream never reported, the stream is reconnected (reason `silence`); a poll
-  that finds nothing new leaves it be (a resting order may hear nothing for hours).
+- each working order that heard nothing for `silence_timeout_s` (`silence`): a socket can stay
+  open and answer every ping while it sends nothing, or drop some events and deliver others, so
+  silence is judged per order, from its last update (report, ack or poll), not from the last
+  frame of the stream. When such a poll finds an order changed that the stream never reported,
+  the stream is reconnected (reason `silence`); a poll that finds nothing new leaves it be (a
+  resting order may hear nothing for hours: it costs one request per `silence_timeout_s`).
 Reports are cumulative, so an execution seen by both the stream and a poll is one fill; the same
 execution on the stream twice (Alpaca's `execution_id`) is reported once. A body or event that
 cannot be read is a `parsing.ParseError` (a `VenueError`): the request fails as "outcome
@@ -68,9 +70,8 @@ class AlpacaVenue(Venue):
             self.client.session, base_url, credentials, auth_timeout_s=timeout_s, clock=clock
         )
         self._clock = clock
-        # The silence clock also starts when there is something to wait for: an order sent, or
-        # a silence poll done (the next one is a whole timeout later).
-        self._quiet_since_s = clock()
+        # When each followed order was last heard of (report, ack, poll): its silence clock.
+        self._heard_s: dict[str, float] = {}
         # What this venue last reported of each followed order, to tell a poll that found news.
         self._last_seen: dict[str, tuple[OrderStatus, Decimal]] = {}
         self._executions: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -114,12 +115,11 @@ class AlpacaVenue(Venue):
             raise
 
     async def submit(self, order: Order) -> Report:
-        self.following.add(order.client_order_id)  # if the answer is lost, a poll finds it
-        self._quiet_since_s = self._clock()
+        self._follow(order.client_order_id)  # if the answer is lost, a poll finds it
         body = await self._request("POST", "/v2/orders", body=parsing.order_body(order))
         ack: Report = self._read("POST /v2/orders", body, parsing.report)
         if ack.status not in TERMINAL:
-            self.following.add(order.client_order_id)  # a poll meanwhile may have dropped it
+            self._follow(order.client_order_id)  # a poll meanwhile may have dropped it
         self._seen(ack)
         return ack
 
@@ -136,7 +136,7 @@ class AlpacaVenue(Venue):
             lookup=True,
         )
         if body is None:
-            self.following.discard(client_order_id)
+            self._unfollow(client_order_id)
             return None, False
         found: Report = self._read("GET /v2/orders:by_client_order_id", body, parsing.report)
         if found.client_order_id != client_order_id:
@@ -146,9 +146,9 @@ class AlpacaVenue(Venue):
                 endpoint="GET /v2/orders:by_client_order_id",
             )
         if found.status in TERMINAL:
-            self.following.discard(client_order_id)
+            self._unfollow(client_order_id)
         else:
-            self.following.add(client_order_id)
+            self._follow(client_order_id)
         return found, self._seen(found)
 
     async def cancel(self, client_order_id: str) -> None:
@@ -237,9 +237,19 @@ class AlpacaVenue(Venue):
                 self._executions.popitem(last=False)
         report = event.report
         if report.status in TERMINAL:
-            self.following.discard(report.client_order_id)
+            self._unfollow(report.client_order_id)
+        else:
+            self._follow(report.client_order_id)
         self._seen(report)
         self.reports.put_nowait(report)
+
+    def _follow(self, client_order_id: str) -> None:
+        self.following.add(client_order_id)
+        self._heard_s[client_order_id] = self._clock()
+
+    def _unfollow(self, client_order_id: str) -> None:
+        self.following.discard(client_order_id)
+        self._heard_s.pop(client_order_id, None)
 
     def _seen(self, report: Report) -> bool:
         """Remember what was last reported of this order; True if it is news."""
@@ -259,25 +269,30 @@ class AlpacaVenue(Venue):
                 await self._poll_following()
 
     async def _watch_silence(self) -> None:
-        """While orders work, a stream without a data frame for `silence_timeout_s` is polled
-        past; if the poll finds what the stream should have said, the stream is reconnected."""
+        """Poll each working order not heard of for `silence_timeout_s` while the stream is up;
+        if the poll finds what the stream should have said, reconnect the stream."""
         while True:
             await asyncio.sleep(min(self.poll_interval_s, self.silence_timeout_s / 4))
-            if not self.streaming or not self.following:
-                continue
+            if not self.streaming:
+                continue  # `_poll_while_down` has them
             now_s = self._clock()
-            quiet_s = now_s - max(self.stream.last_data_s, self._quiet_since_s)
-            if quiet_s < self.silence_timeout_s:
+            quiet = sorted(
+                cid
+                for cid in self.following
+                if now_s - self._heard_s.get(cid, now_s) >= self.silence_timeout_s
+            )
+            if not quiet:
                 continue
-            self._quiet_since_s = now_s
             self.metrics.polls.labels(self.name, "silence").inc()
             log.warning(
-                "No trade_updates for %.1f s while %d order(s) work at %s; polling them (silence).",
-                quiet_s,
-                len(self.following),
+                "%d working order(s) at %s heard nothing for %g s (last trade_updates frame "
+                "%.1f s ago); polling them (silence).",
+                len(quiet),
                 self.name,
+                self.silence_timeout_s,
+                now_s - self.stream.last_data_s,
             )
-            news = await self._poll_following()
+            news = await self._poll_following(quiet)
             if news and self.streaming:
                 log.warning(
                     "The trade_updates stream is open but missed %d update(s); reconnecting it "
@@ -287,16 +302,19 @@ class AlpacaVenue(Venue):
                 self._aborted = True
                 await self.stream.abort()
 
-    async def _poll_following(self) -> int:
-        """Look up every followed order and report what the venue says; how many were news."""
+    async def _poll_following(self, client_order_ids: list[str] | None = None) -> int:
+        """Look up the followed orders (or these) and report what the venue says; how many of
+        them were news."""
         news = 0
-        for client_order_id in sorted(self.following):
+        for client_order_id in client_order_ids or sorted(self.following):
             if self.pace is not None:
                 await self.pace()
             try:
                 found, is_news = await self._lookup(client_order_id)
             except VenueError as exc:
                 log.warning("Could not poll order %s: %s.", client_order_id, exc)
+                if client_order_id in self._heard_s:
+                    self._heard_s[client_order_id] = self._clock()  # again a timeout later
                 continue
             if found is not None:
                 news += is_news
