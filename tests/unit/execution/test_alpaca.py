@@ -423,3 +423,28 @@ async def test_submit_when_ack_malformed_then_outcome_unknown_and_gateway_finds_
     ack = await gateway.submit(order())
     assert ack.client_order_id == "c1" and fake.submits["c1"] == 1
     assert fake.duplicate_attempts == 0
+
+
+async def test_poll_when_answer_malformed_then_counted_and_the_next_poll_finds_the_fill(
+    fake: FakeAlpacaTrading,
+) -> None:
+    """A silence poll that gets an unreadable answer is logged and counted; the poll loop goes
+    on, and the next one reports the fill the muted stream never sent."""
+    venue = AlpacaVenue(
+        fake.url, CREDENTIALS, timeout_s=1.0, poll_interval_s=0.05, silence_timeout_s=0.2
+    )
+    try:
+        await venue.start()
+        await _streaming(venue, fake)
+        await venue.submit(order(order_type=OrderType.LIMIT, limit_price="90"))
+        await until(venue, OrderStatus.NEW)
+        fake.mute()
+        fake.set_price("AAPL", "89.50")
+        fake.corrupt_next({"client_order_id": "c1", "qty": {"$gt": 0}})
+        reports = await until(venue, OrderStatus.FILLED)
+        assert reports[-1].filled_quantity == D(10)
+        endpoint = "GET /v2/orders:by_client_order_id"
+        assert _sample(venue, "execution_venue_malformed_bodies_total", endpoint=endpoint) == 1
+        assert venue.ready()
+    finally:
+        await venue.close()
