@@ -29,6 +29,14 @@ PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+def _known_zone(zone: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {zone!r}") from None
+    return zone
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -126,7 +134,22 @@ class AlpacaFeedConfig(_Model):
         60,
         gt=0,
         le=3600,
-        description="A connection that delivers nothing for this long is treated as dead.",
+        description=(
+            "No data frame (trade, quote or bar) for this long while the symbols are expected "
+            "to trade is a silent socket: reconnect, then fail over to the backup. Pings, pongs "
+            "and control messages do not count as data."
+        ),
+    )
+    trading_hours: str | None = Field(
+        None,
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",
+        description=(
+            "Local HH:MM-HH:MM, Monday to Friday, in which the subscribed symbols are expected "
+            "to trade, so that silence counts (e.g. 09:30-16:00); unset: always expected."
+        ),
+    )
+    trading_timezone: str = Field(
+        "America/New_York", description="IANA time zone of trading_hours."
     )
     heartbeat_s: float = Field(
         10, gt=0, le=300, description="WebSocket ping interval; no pong in half of it is a drop."
@@ -142,6 +165,18 @@ class AlpacaFeedConfig(_Model):
     max_frame_bytes: int = Field(
         1 << 20, ge=1024, description="Larger frames are dropped (and counted) unread."
     )
+
+    @pydantic.field_validator("trading_timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        return _known_zone(zone)
+
+    @pydantic.field_validator("trading_hours")
+    @classmethod
+    def _hours_in_order(cls, hours: str | None) -> str | None:
+        if hours is not None and hours[:5] >= hours[6:]:
+            raise ValueError(f"must start before it ends, within one day (was {hours!r})")
+        return hours
 
     @property
     def stream_url(self) -> str:
@@ -311,11 +346,7 @@ class SessionConfig(_Model):
     @pydantic.field_validator("timezone")
     @classmethod
     def _known_zone(cls, zone: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r}") from None
-        return zone
+        return _known_zone(zone)
 
 
 class BreakerConfig(_Model):
@@ -471,6 +502,16 @@ class AlpacaVenueConfig(_Model):
         gt=0,
         le=300,
         description="How often open orders are polled while the trade_updates stream is down.",
+    )
+    silence_timeout_s: float = Field(
+        15,
+        gt=0,
+        le=3600,
+        description=(
+            "While any order works, no trade_updates data frame for this long (pings and pongs "
+            "do not count) makes the engine poll the working orders over REST; if the poll finds "
+            "an update the stream never sent, the stream is reconnected."
+        ),
     )
 
 

@@ -46,6 +46,7 @@ class SubmitFailed(VenueError):
 
 class GatewayMetrics:
     def __init__(self, registry: prom.CollectorRegistry) -> None:
+        self.registry = registry
         self.retries = prom.Counter(
             "execution_retries",
             "Venue requests tried again, by what went wrong.",
@@ -93,6 +94,8 @@ class Gateway:
         self.limiter = limiter
         self.backoff = backoff
         self.metrics = metrics
+        # The venue's own metrics (its stream, its polls) go where the gateway's go.
+        venue.register_metrics(metrics.registry)
         self.sleep = sleep
         self.clock = clock
 
