@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import backtesting
 import pytest
 
 from components.backtest import data, stats
@@ -25,9 +26,6 @@ from components.backtest.config import BacktestConfig
 from components.backtest.engine import Backtest
 from components.core.events import Bar
 from components.strategy.base import load_strategy
-
-pd = pytest.importorskip("pandas")
-backtesting = pytest.importorskip("backtesting")
 
 FAST, SLOW = 10, 20
 CASH = 10_000
