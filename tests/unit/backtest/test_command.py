@@ -264,6 +264,8 @@ def test_backtest_when_help_then_every_option_shows_its_default(
     assert "--allow-short, --no-allow-short" in text and "(default: False)" in text
     assert "--close-at-end, --no-close-at-end" in text and "(default: True)" in text
     assert "--sort-by SORT_BY" in text and "(default: sharpe)" in text
+    assert "(default: None)" not in text
+    assert not re.search(r"\(default: [^)]*\) \(default:", text)  # nothing said twice
 
 
 def test_backtest_when_boolean_flags_then_set_without_a_value(
