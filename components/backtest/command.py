@@ -35,13 +35,30 @@ EXIT_OK = 0
 SOURCE = "backtest"
 
 
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Each option's default after its help, unless the help says it already, or there is none
+    to tell (required, unset, an off flag): argparse's own formatter prints "(default: None)"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or action.required
+            or default in (None, argparse.SUPPRESS)
+            or (action.nargs == 0 and default is False)
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)"
+
+
 def add_parser(commands: Any) -> None:
     """Register `backtest` on the `tradingsystem` subcommands."""
     parser = commands.add_parser(
         "backtest",
         help="run a strategy over historical data (or a grid of its parameters)",
         description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsHelpFormatter,
     )
     parser.add_argument(
         "--strategy",
@@ -81,21 +98,21 @@ def add_parser(commands: Any) -> None:
     for name, field in BacktestConfig.model_fields.items():
         # Unset (None) unless given, so that --config's values stand; the help states the
         # model's default (the formatter adds nothing to a help that already says "default").
-        default = f"(default: {field.default})"
+        default = "" if field.default is None else f"(default: {field.default})"
         if field.annotation is bool:
             settings.add_argument(
                 f"--{name.replace('_', '-')}",
                 dest=f"setting_{name}",
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=f"{field.description} {default}",
+                help=f"{field.description} {default}".strip(),
             )
             continue
         settings.add_argument(
             f"--{name.replace('_', '-')}",
             dest=f"setting_{name}",
             metavar=name.upper(),
-            help=f"{field.description} {default}",
+            help=f"{field.description} {default}".strip(),
         )
     parser.set_defaults(handler=main)
 

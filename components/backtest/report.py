@@ -314,8 +314,9 @@ def render(result: dict[str, Any]) -> str:
                 moment(p["entry_ts_ns"]),
                 html.escape(p["avg_price"]),
                 html.escape(p["last_price"] or "-"),
-                f"{Decimal(p['fees']):.2f}",
                 _money(Decimal(p["unrealized_pnl"])),
+                f"{Decimal(p['fees']):.2f}",
+                _money(Decimal(p["pnl"])),
             ]
             for p in opened
         ]
@@ -323,7 +324,17 @@ def render(result: dict[str, Any]) -> str:
             "<h2>Open at the end</h2>"
             + _table(
                 open_rows,
-                ["symbol", "side", "qty", "since", "avg price", "last", "fees", "P&L"],
+                [
+                    "symbol",
+                    "side",
+                    "qty",
+                    "since",
+                    "avg price",
+                    "last",
+                    "unrealized",
+                    "fees paid",
+                    "P&L net",
+                ],
             )
         )
     trade_rows = [

@@ -72,7 +72,8 @@ def summary(
                     None if position.last_price is None else at_tick(position.last_price, tick)
                 ),
                 "fees": exact(position.fees),
-                "unrealized_pnl": exact(position.pnl),
+                "unrealized_pnl": exact(position.pnl + position.fees),  # at the last price
+                "pnl": exact(position.pnl),  # net of the fees paid opening it
             }
             for position in stats.open_positions(run)
         ],

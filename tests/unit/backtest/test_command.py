@@ -264,18 +264,25 @@ def test_backtest_when_help_then_every_option_shows_its_default(
     assert "--allow-short, --no-allow-short" in text and "(default: False)" in text
     assert "--close-at-end, --no-close-at-end" in text and "(default: True)" in text
     assert "--sort-by SORT_BY" in text and "(default: sharpe)" in text
+    assert "(default: None)" not in text
+    assert not re.search(r"\(default: [^)]*\) \(default:", text)  # nothing said twice
 
 
 def test_backtest_when_boolean_flags_then_set_without_a_value(
-    daily: Path, capsys: pytest.CaptureFixture[str]
+    daily: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = backtest(daily, "--json", "--allow-short", "--no-close-at-end", "--sizing", "fraction")
-    assert code == 0
+    page = tmp_path / "report.html"
+    flags = ("--allow-short", "--no-close-at-end", "--sizing", "fraction")
+    assert backtest(daily, "--json", *flags, "--report", str(page)) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["config"]["allow_short"] is True and result["config"]["close_at_end"] is False
     (position,) = result["open_positions"]  # the SMA cross is always in, long or short
     assert result["stats"]["open_positions"] == 1
     assert position["symbol"] == "WALK" and position["side"] in {"long", "short"}
+    gross = Decimal(position["unrealized_pnl"]) - Decimal(position["fees"])
+    assert gross == Decimal(position["pnl"])
+    assert round(Decimal(position["pnl"]), 2) == Decimal(result["stats"]["open_pnl"])
+    assert "Open at the end" in page.read_text() and "open: " in page.read_text()
     net = Decimal(result["stats"]["realized_pnl"]) + Decimal(result["stats"]["open_pnl"])
     assert net == Decimal(result["stats"]["net_pnl"])
 

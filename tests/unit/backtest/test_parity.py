@@ -3,7 +3,7 @@ SMA crossover on backtesting.py's own bundled GOOG sample (2,148 daily bars, a p
 as it is), both filled at the next bar's open, charged a commission rate, sized all-in in whole
 shares, long and short; every trade must match: entry and exit bar, size, prices, P&L to the
 cent; and so must the final equity, which values the position still open at the last close (ours
-`close_at_end=False`, theirs `finalize_trades=False`). Closing at the end is where the two differ
+`close_at_end=False`, theirs `finalize_trades=finalize`). Closing at the end is where the two differ
 by design: backtesting.py's `finalize_trades` fills at the last bar's *open*, after its strategy
 saw that bar's close; ours fills at the last price seen, the close.
 
@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import backtesting
 import pytest
 
 from components.backtest import data, stats
@@ -25,9 +26,6 @@ from components.backtest.config import BacktestConfig
 from components.backtest.engine import Backtest
 from components.core.events import Bar
 from components.strategy.base import load_strategy
-
-pd = pytest.importorskip("pandas")
-backtesting = pytest.importorskip("backtesting")
 
 FAST, SLOW = 10, 20
 CASH = 10_000
@@ -40,7 +38,7 @@ def _goog() -> Path:
     return Path(backtesting.__file__).parent / "test" / "GOOG.csv"
 
 
-def _theirs() -> tuple[list[dict[str, Any]], float]:
+def _theirs(finalize: bool = False) -> tuple[list[dict[str, Any]], float]:
     """backtesting.py's README example strategy: close, then reverse, on every cross."""
     from backtesting import Backtest as TheirBacktest
     from backtesting import Strategy as TheirStrategy
@@ -60,7 +58,9 @@ def _theirs() -> tuple[list[dict[str, Any]], float]:
                 self.position.close()
                 self.sell()
 
-    engine = TheirBacktest(GOOG, SmaCross, cash=CASH, commission=float(RATE), finalize_trades=False)
+    engine = TheirBacktest(
+        GOOG, SmaCross, cash=CASH, commission=float(RATE), finalize_trades=finalize
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = engine.run()
@@ -78,7 +78,7 @@ def _theirs() -> tuple[list[dict[str, Any]], float]:
     return trades, float(result["Equity Final [$]"])
 
 
-def _ours() -> tuple[list[dict[str, Any]], float]:
+def _ours(close_at_end: bool = False) -> tuple[list[dict[str, Any]], float]:
     bars = [bar for bar in data.load(_goog()) if isinstance(bar, Bar)]
     index = {bar.ts_open_ns // DAY_NS: i for i, bar in enumerate(bars)}  # session date -> bar
     config = BacktestConfig(
@@ -89,7 +89,7 @@ def _ours() -> tuple[list[dict[str, Any]], float]:
         fraction=Decimal(1),
         allow_short=True,
         on_opposite="flip",
-        close_at_end=False,
+        close_at_end=close_at_end,
     )
     strategy = load_strategy("sma_cross", {"fast": FAST, "slow": SLOW})
     run = Backtest(strategy, config).run(bars)
@@ -124,3 +124,21 @@ def test_sma_cross_when_goog_sample_next_open_with_commission_then_same_trades_a
         assert mine["exit_price"] == pytest.approx(peer["exit_price"], rel=1e-12), where
         assert abs(mine["pnl"] - peer["pnl"]) < CENT, where
     assert abs(our_equity - their_equity) < CENT
+
+
+def test_sma_cross_when_both_close_at_the_end_then_only_the_last_exit_price_differs() -> None:
+    """The difference by design: backtesting.py exits at the last bar's open, ours at its close;
+    everything before is the same."""
+    theirs, _ = _theirs(finalize=True)
+    ours, _ = _ours(close_at_end=True)
+    assert len(ours) == len(theirs)
+    *before, their_last = theirs
+    *ours_before, our_last = ours
+    assert [(t["entry_bar"], t["exit_bar"], t["size"]) for t in ours_before] == [
+        (t["entry_bar"], t["exit_bar"], t["size"]) for t in before
+    ]
+    last_bar = [bar for bar in data.load(_goog()) if isinstance(bar, Bar)][-1]
+    assert our_last["entry_bar"] == their_last["entry_bar"]
+    assert our_last["size"] == their_last["size"]
+    assert their_last["exit_price"] == float(last_bar.open) == 797.8
+    assert our_last["exit_price"] == float(last_bar.close) == 806.19
