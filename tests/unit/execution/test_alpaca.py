@@ -6,6 +6,7 @@ polled after it reconnects."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -447,4 +448,45 @@ async def test_poll_when_answer_malformed_then_counted_and_the_next_poll_finds_t
         assert _sample(venue, "execution_venue_malformed_bodies_total", endpoint=endpoint) == 1
         assert venue.ready()
     finally:
+        await venue.close()
+
+
+async def test_stream_when_one_fill_lost_amid_other_traffic_then_that_order_is_polled(
+    fake: FakeAlpacaTrading,
+) -> None:
+    """A stream that drops one order's fill but goes on delivering the others' updates is not
+    silent as a whole: the lost fill is found because that order heard nothing for
+    `silence_timeout_s`, while new orders keep the stream busy all along."""
+    venue = AlpacaVenue(
+        fake.url, CREDENTIALS, timeout_s=1.0, poll_interval_s=0.05, silence_timeout_s=0.4
+    )
+    traffic: asyncio.Task[None] | None = None
+
+    async def busy() -> None:
+        for n in range(2, 200):
+            await venue.submit(order(f"c{n}", quantity=1))
+            await asyncio.sleep(0.1)  # an update on the stream every 0.1 s < silence_timeout_s
+
+    try:
+        await venue.start()
+        await _streaming(venue, fake)
+        await venue.submit(order(order_type=OrderType.LIMIT, limit_price="90"))
+        await until(venue, OrderStatus.NEW)
+        fake.mute()
+        fake.set_price("AAPL", "89.50")  # c1 fills; only this event is lost
+        fake.mute(False)
+        traffic = asyncio.create_task(busy())
+        async with asyncio.timeout(5):
+            while True:
+                report = await venue.reports.get()
+                if report.client_order_id == "c1" and report.status is OrderStatus.FILLED:
+                    break
+        assert report.filled_quantity == D(10)
+        assert fake.injected["muted_event"] == 1 and not traffic.done()
+        assert _sample(venue, "execution_venue_polls_total", reason="silence") >= 1
+    finally:
+        if traffic is not None:
+            traffic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await traffic
         await venue.close()
