@@ -49,8 +49,14 @@ class SimulatedExchange(Venue):
 
     def keep_state_in(self, directory: Path) -> None:
         """Keep the account in `directory`: load what earlier processes filled, append each
-        fill from now on."""
-        self._account = directory / ACCOUNT_NAME
+        fill from now on. Again for the same directory (an engine restarted on a venue that
+        lived on), nothing more."""
+        account = directory / ACCOUNT_NAME
+        if self._account is not None:
+            if account != self._account:
+                raise ValueError(f"the simulated exchange keeps its account in {self._account}")
+            return
+        self._account = account
         try:
             lines = self._account.read_bytes().splitlines()
         except FileNotFoundError:
