@@ -49,24 +49,22 @@ class SimulatedExchange(Venue):
 
     def keep_state_in(self, directory: Path) -> None:
         """Keep the account in `directory`: load what earlier processes filled, append each
-        fill from now on. Again for the same directory (an engine restarted on a venue that
-        lived on), nothing more."""
+        fill from now on."""
         account = directory / ACCOUNT_NAME
-        if self._account is not None:
-            if account != self._account:
-                raise ValueError(f"the simulated exchange keeps its account in {self._account}")
-            return
+        if self._account == account:
+            return  # this exchange keeps it already (an engine restarted on a surviving venue)
         self._account = account
         try:
-            lines = self._account.read_bytes().splitlines()
+            data = account.read_bytes()
         except FileNotFoundError:
             return
+        # Only a last fragment without its newline is torn by a kill mid-write (that fill's
+        # report never left either); a complete line that does not decode is damage.
+        *lines, _fragment = data.split(b"\n")
         for number, line in enumerate(lines, 1):
             try:
                 report = _decode(line)
             except msgspec.DecodeError as exc:
-                if number == len(lines):
-                    break  # torn by a kill mid-write: that fill's report never left either
                 raise ValueError(
                     f"while loading the simulated exchange's account {self._account}: line "
                     f"{number}: {exc}"

@@ -154,6 +154,18 @@ async def test_restart_when_orders_filled_before_then_positions_and_fills_kept(
     assert await again.open_orders() == []
 
 
+async def test_keep_state_in_when_called_again_on_the_same_exchange_then_positions_once(
+    tmp_path: Path,
+) -> None:
+    """An engine restarted on a venue that survived (the fault campaign's) keeps state again."""
+    exchange = SimulatedExchange(SimulatedVenueConfig())
+    exchange.keep_state_in(tmp_path)
+    exchange.on_quote(quote("99.98", "100.02"))
+    await exchange.submit(order("c1"))
+    exchange.keep_state_in(tmp_path)
+    assert await exchange.positions() == {"AAPL": D(10)}
+
+
 async def test_keep_state_in_when_last_line_torn_then_skipped_and_the_rest_loaded(
     tmp_path: Path,
 ) -> None:
