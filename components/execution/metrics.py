@@ -87,6 +87,13 @@ class ExecutionMetrics:
             ["symbol"],
             registry=registry,
         )
+        self.fill_crosscheck = prom.Counter(
+            "execution_fill_crosscheck_mismatches",
+            "Symbols whose position at the risk manager differs, at start, from what this "
+            "engine's logged fills make once all of them are booked.",
+            ["symbol"],
+            registry=registry,
+        )
         self.unknown_outcome = prom.Gauge(
             "execution_orders_unknown_outcome",
             "Orders still working at shutdown whose outcome the venue did not tell in time.",

@@ -29,11 +29,11 @@ class Drift:
         return self.theirs - self.ours
 
 
-def net(states: Iterable[OrderState], venue: str) -> dict[str, Decimal]:
-    """Signed shares by symbol over every fill of the orders sent to `venue`."""
+def net(states: Iterable[OrderState], venue: str | None) -> dict[str, Decimal]:
+    """Signed shares by symbol over every fill of the orders sent to `venue` (None: any)."""
     positions: dict[str, Decimal] = {}
     for state in states:
-        if state.venue and state.venue != venue:
+        if venue is not None and state.venue and state.venue != venue:
             continue  # an order log may outlive a change of venue (older logs name none)
         for fill in state.fills:
             positions[fill.symbol] = (

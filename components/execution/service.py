@@ -129,6 +129,7 @@ class ExecutionEngine(Component):
         self._submitting: set[str] = set()  # submits in flight: reconciliation leaves them be
         self._foreign: set[str] = set()  # orders at the venue not ours, already reported
         self._drift: dict[str, positions.Drift] = {}  # by symbol, as the last pass found
+        self.fill_crosscheck = "pending"  # against the risk manager's book: agreed | disagreed
         self._tasks: set[asyncio.Task[None]] = set()
         # Asks the risk manager to check a child order (set in `run`, or by a test).
         self.check_signal: Callable[[CheckSignal], Awaitable[SignalChecked]] | None = None
@@ -510,6 +511,30 @@ class ExecutionEngine(Component):
         self.breaker = state.breaker
         self.breaker_reason = state.halted_reason
         self.resend_final_updates(state.open_order_ids)
+        if self.fill_crosscheck == "pending" and not self.orders.unconfirmed:
+            self.cross_check_fills(state)
+
+    def cross_check_fills(self, state: RiskState) -> None:
+        """Once at start, when every fill of ours is confirmed booked (so `state`, sent after the
+        confirmations, holds them all): the risk manager's positions must be what our fills
+        make. Where they are not, it knows fills this engine does not (or lost some); the venue
+        decides, so this is only named: reconciliation applies what the venue holds."""
+        ours = positions.net(self.orders.states.values(), venue=None)
+        theirs = {p.symbol: p.quantity for p in state.positions}
+        found = positions.drifts(ours, theirs)
+        for symbol in self._symbols:
+            self.metrics.fill_crosscheck.labels(symbol)  # exported at 0: checked, and agreed
+        for drift in found:
+            self.metrics.fill_crosscheck.labels(self._label(drift.symbol)).inc()
+            log.error(
+                "Fill cross-check: the risk manager holds %s %s, the fills in this engine's "
+                "order log make %s; the venue decides (reconciliation applies what it holds).",
+                drift.symbol,
+                drift.theirs,
+                drift.ours,
+                extra={"symbol": drift.symbol, "ours": str(drift.ours), "risk": str(drift.theirs)},
+            )
+        self.fill_crosscheck = "disagreed" if found else "agreed"
 
     def resend_final_updates(self, held: list[str]) -> None:
         """Publish again the final update of every order in `held` (what the risk manager still
@@ -853,6 +878,7 @@ class ExecutionEngine(Component):
             "unknown_outcome_orders": self._unknown_outcome,
             "unconfirmed_fills": sorted(self.orders.unconfirmed),
             "venue_positions": {s: str(q) for s, q in sorted(self.venue_positions.items())},
+            "fill_crosscheck": self.fill_crosscheck,
             "position_drift": {
                 d.symbol: {"ours": str(d.ours), self.venue.name: str(d.theirs)}
                 for d in self._drift.values()
