@@ -595,6 +595,19 @@ class ExecutionConfig(_Model):
     cancel_timeout_s: float = Field(
         5, gt=0, le=120, description="Bound on cancelling working orders at shutdown."
     )
+    reconcile_interval_s: float = Field(
+        15,
+        ge=1,
+        le=3600,
+        description="How often open orders and positions are reconciled with the venue: missed "
+        "fills and cancels applied, then positions compared.",
+    )
+    drift_policy: Literal["alert", "halt"] = Field(
+        "halt",
+        description="What a position that differs from the venue's after reconciliation does: "
+        "alert (metric and log line) or halt (also trips the breaker, VENUE_DRIFT, which only a "
+        "manual reset closes).",
+    )
 
 
 # --- Kubernetes only: how the operator runs each component (local runs ignore these) ----------

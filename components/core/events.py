@@ -247,6 +247,18 @@ class FillBooked(_Event):
     ts_event_ns: int
 
 
+class PositionDrifted(_Event):
+    """After reconciling its orders with the venue, the execution engine's position in `symbol`
+    (from the fills it logged) still differs from the venue's own. Published on every pass while
+    it lasts; the risk manager trips its breaker under `execution.drift_policy: halt`."""
+
+    symbol: str
+    ours: Decimal
+    venue_position: Decimal
+    venue: str
+    ts_event_ns: int
+
+
 class Heartbeat(_Event):
     """Sent by the broker so that subscribers can tell a quiet market from a dead path."""
 
@@ -268,5 +280,6 @@ Payload = (
     | OrderUpdate
     | Fill
     | FillBooked
+    | PositionDrifted
     | Heartbeat
 )

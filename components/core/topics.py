@@ -15,6 +15,7 @@ RISK_STATE = "risk.state"
 FILLS_BOOKED = "risk.fill_booked"
 ORDER_UPDATES = "exec.order"
 FILLS = "exec.fill"
+POSITION_DRIFT = "exec.drift"
 HEARTBEAT = "broker.heartbeat"
 
 

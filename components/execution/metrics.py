@@ -65,6 +65,35 @@ class ExecutionMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.reconcile_passes = prom.Counter(
+            "execution_reconcile_passes",
+            "Periodic reconciliations with the venue that ran to the end.",
+            registry=registry,
+        )
+        self.reconcile_failures = prom.Counter(
+            "execution_reconcile_failures",
+            "Reconciliation steps that failed (logged; the next pass tries again).",
+            registry=registry,
+        )
+        self.position_drift = prom.Gauge(
+            "execution_position_drift",
+            "The venue's position minus the one our fills make, after reconciliation, by symbol.",
+            ["symbol"],
+            registry=registry,
+        )
+        self.position_drifts = prom.Counter(
+            "execution_position_drifts",
+            "Reconciliation passes that found a position differing from the venue's, by symbol.",
+            ["symbol"],
+            registry=registry,
+        )
+        self.fill_crosscheck = prom.Counter(
+            "execution_fill_crosscheck_mismatches",
+            "Symbols whose position at the risk manager differs, at start, from what this "
+            "engine's logged fills make once all of them are booked.",
+            ["symbol"],
+            registry=registry,
+        )
         self.unknown_outcome = prom.Gauge(
             "execution_orders_unknown_outcome",
             "Orders still working at shutdown whose outcome the venue did not tell in time.",

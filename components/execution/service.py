@@ -20,11 +20,19 @@ Each order carries a pre-trade slippage estimate (`slippage`); each fill's reali
 exported. An order of at least `algo.min_quantity` is worked as a TWAP/VWAP parent (`algos`):
 released at the risk manager and sent as children, each checked by the risk manager.
 
-On start, before it takes any order, it reconciles every order of its log that was not terminal
-with the venue (by client order id), and loads the venue's open orders and positions; orders then
-wait until the risk manager has said where its breaker stands (`risk.state`), and are refused if
-it says nothing in time. While the breaker is open it refuses new orders. On shutdown (SIGTERM) it
-cancels whatever is still working at the venue, all at once within the rate limit, then fetches
+On start, before it takes any order, and then every `reconcile_interval_s`, it reconciles with
+the venue: every order open here is brought up to date from the venue's open orders or a lookup
+by client order id (a fill or cancel whose report was lost is applied through `on_report`, once:
+fills are named by cumulative quantity), orders at the venue it never sent are named, and the
+positions its own fills make are compared with the venue's. One that still differs after a
+second look is a drift: `execution_position_drift`, an error line with both exact quantities and
+`PositionDrifted` on `exec.drift`, on which the risk manager trips its breaker under
+`drift_policy: halt`. A pass that fails is logged and counted; the next one tries again. At start,
+orders then wait until the risk manager has said where its breaker stands (`risk.state`), and are
+refused if it says nothing in time. While the breaker is open it refuses new orders.
+
+On shutdown (SIGTERM) it cancels whatever is still working at the venue, all at once within the
+rate limit, then fetches
 each order's final state from the venue and applies what it shows (a fill that beat the cancel
 counts like any other), all within `cancel_timeout_s`; an order whose outcome it could not learn
 is named (log line, `execution_orders_unknown_outcome`, `/status`), never left silently pending.
@@ -55,12 +63,13 @@ from components.core.events import (
     Order,
     OrderStatus,
     OrderUpdate,
+    PositionDrifted,
     Quote,
     RiskState,
     SignalChecked,
     Trade,
 )
-from components.execution import algos, lifecycle, orderlog, slippage, venues
+from components.execution import algos, lifecycle, orderlog, positions, slippage, venues
 from components.execution.gateway import Gateway, GatewayMetrics, SubmitFailed
 from components.execution.metrics import ExecutionMetrics
 from components.execution.ratelimit import TokenBucket
@@ -117,6 +126,10 @@ class ExecutionEngine(Component):
         self._final_sent_at: dict[str, float] = {}
         self._unresolved: set[str] = set()  # sent, fate unknown: looked up again later
         self._unknown_outcome: list[str] = []  # working at shutdown, and how they ended unknown
+        self._submitting: set[str] = set()  # submits in flight: reconciliation leaves them be
+        self._foreign: set[str] = set()  # orders at the venue not ours, already reported
+        self._drift: dict[str, positions.Drift] = {}  # by symbol, as the last pass found
+        self.fill_crosscheck = "pending"  # against the risk manager's book: agreed | disagreed
         self._tasks: set[asyncio.Task[None]] = set()
         # Asks the risk manager to check a child order (set in `run`, or by a test).
         self.check_signal: Callable[[CheckSignal], Awaitable[SignalChecked]] | None = None
@@ -171,6 +184,7 @@ class ExecutionEngine(Component):
             tasks.create_task(self._forward_reports())
             tasks.create_task(self._resend_unconfirmed_fills())
             tasks.create_task(self._resolve_unknown())
+            tasks.create_task(self._reconcile_periodically())
 
     async def close(self) -> None:
         """Cancel what is still working and learn how each order ended, within
@@ -280,29 +294,14 @@ class ExecutionEngine(Component):
     # --- start-up ---------------------------------------------------------------------------
 
     async def reconcile(self) -> None:
-        """Bring every order the log left open up to date with the venue, and load the venue's
-        open orders and positions; only then are new orders accepted."""
-        for client_order_id in list(self.orders.open):
-            await self._reconcile_one(client_order_id)
+        """At start, before new orders are accepted: bring every order the log left open up to
+        date with the venue, and compare positions (a pass that fails is logged; the periodic
+        passes try again)."""
         try:
-            open_orders = await self.gateway.request("listing open orders", self.venue.open_orders)
-            self.venue_positions = await self.gateway.request(
-                "listing positions", self.venue.positions
-            )
-        except VenueError as exc:
-            log.error("Could not load the venue's open orders and positions: %s.", exc)
-            open_orders = []
-        foreign = sorted(
-            r.client_order_id for r in open_orders if r.client_order_id not in self.orders.states
-        )
-        if foreign:
-            self.metrics.reconciliations.labels("foreign").inc(len(foreign))
-            log.warning(
-                "%d order(s) open at %s were not sent by this engine: %s.",
-                len(foreign),
-                self.venue.name,
-                ", ".join(foreign),
-            )
+            await self.reconcile_pass()
+        except Exception as exc:
+            self.metrics.reconcile_failures.inc()
+            log.error("Reconciliation with %s at start failed: %r.", self.venue.name, exc)
         self.reconciled = True
         log.info(
             "Reconciled with %s: %d order(s) still open, venue positions %s.",
@@ -310,6 +309,123 @@ class ExecutionEngine(Component):
             len(self.orders.open),
             {symbol: str(qty) for symbol, qty in sorted(self.venue_positions.items())},
         )
+
+    async def _reconcile_periodically(self) -> None:
+        """A pass every `reconcile_interval_s`, whatever became of the last one."""
+        interval_s = self.spec.execution.reconcile_interval_s
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.reconcile_pass()
+            except Exception as exc:
+                self.metrics.reconcile_failures.inc()
+                log.error(
+                    "Reconciliation with %s failed; trying again in %g s: %r.",
+                    self.venue.name,
+                    interval_s,
+                    exc,
+                )
+            else:
+                self.metrics.reconcile_passes.inc()
+
+    async def reconcile_pass(self) -> None:
+        """Apply what the venue says of every order open here (missed fills and cancels, through
+        `on_report`), then compare positions; a difference is looked at once more (a fill may
+        have landed between the two questions) before it counts as a drift."""
+        await self._reconcile_orders()
+        found = await self._compare_positions()
+        if found:
+            await self._reconcile_orders()
+            found = await self._compare_positions()
+        self._show_drift(found)
+
+    async def _reconcile_orders(self) -> None:
+        try:
+            listed = await self.gateway.request("listing open orders", self.venue.open_orders)
+        except Exception as exc:  # each order is looked up on its own instead
+            self.metrics.reconcile_failures.inc()
+            log.error("Could not list the open orders at %s: %r.", self.venue.name, exc)
+            listed = []
+        at_venue = {report.client_order_id: report for report in listed}
+        lookups: list[str] = []
+        # Not an order being submitted right now: the venue may not have it yet.
+        for client_order_id in sorted(set(self.orders.open) - self._submitting):
+            report = at_venue.get(client_order_id)
+            if report is None:
+                lookups.append(client_order_id)  # over at the venue, or never got there
+            else:
+                self.metrics.reconciliations.labels("found").inc()
+                self._apply(report)
+        await asyncio.gather(*(self._reconcile_one(cid) for cid in lookups))
+        foreign = sorted(
+            cid for cid in at_venue if cid not in self.orders.states and cid not in self._foreign
+        )
+        if foreign:
+            self._foreign.update(foreign)
+            self.metrics.reconciliations.labels("foreign").inc(len(foreign))
+            log.warning(
+                "%d order(s) open at %s were not sent by this engine: %s.",
+                len(foreign),
+                self.venue.name,
+                ", ".join(foreign),
+            )
+
+    async def _compare_positions(self) -> list[positions.Drift]:
+        self.venue_positions = await self.gateway.request("listing positions", self.venue.positions)
+        while not self.venue.reports.empty():  # what the venue said meanwhile counts too
+            self._apply(self.venue.reports.get_nowait())
+        ours = positions.net(self.orders.states.values(), self.venue.name)
+        return positions.drifts(ours, self.venue_positions)
+
+    def _show_drift(self, found: list[positions.Drift]) -> None:
+        """Metric, log line and `PositionDrifted` for each drift; the gauge back to 0 for a
+        symbol that agrees again."""
+        assert self._publisher is not None
+        policy = self.spec.execution.drift_policy
+        for symbol in set(self._drift) - {d.symbol for d in found}:
+            self.metrics.position_drift.labels(self._label(symbol)).set(0)
+            log.info("Position in %s agrees with %s again.", symbol, self.venue.name)
+        self._drift = {d.symbol: d for d in found}
+        for symbol in self._symbols - self._drift.keys():
+            self.metrics.position_drift.labels(symbol).set(0)
+        now = time.time_ns()
+        for drift in found:
+            label = self._label(drift.symbol)
+            self.metrics.position_drift.labels(label).set(float(drift.difference))
+            self.metrics.position_drifts.labels(label).inc()
+            log.error(
+                "Position drift in %s after reconciling with %s: ours %s, %s %s (difference %s); "
+                "drift policy %s.",
+                drift.symbol,
+                self.venue.name,
+                drift.ours,
+                self.venue.name,
+                drift.theirs,
+                drift.difference,
+                policy,
+                extra={"symbol": drift.symbol, "ours": str(drift.ours), "venue": str(drift.theirs)},
+            )
+            event = PositionDrifted(
+                symbol=drift.symbol,
+                ours=drift.ours,
+                venue_position=drift.theirs,
+                venue=self.venue.name,
+                ts_event_ns=now,
+            )
+            self._publisher.publish(topics.POSITION_DRIFT, event, ts_event_ns=now)
+
+    def _apply(self, report: Report) -> None:
+        """`on_report`, for reports from anywhere: one that fails to apply is logged and
+        counted, and the rest go on."""
+        try:
+            self.on_report(report)
+        except Exception:
+            self.metrics.invalid_reports.inc()
+            log.exception(
+                "Skipped a report from %s about order %s that failed to apply.",
+                self.venue.name,
+                report.client_order_id,
+            )
 
     async def _reconcile_one(self, client_order_id: str) -> None:
         state = self.orders.states[client_order_id]
@@ -324,6 +440,8 @@ class ExecutionEngine(Component):
             return
         self._unresolved.discard(client_order_id)
         if report is None:
+            if state.terminal:
+                return  # its end was reported while the venue was being asked
             self.metrics.reconciliations.labels("absent").inc()
             reason = f"NOT_AT_VENUE: venue={self.venue.name}"
             log.warning(
@@ -332,7 +450,7 @@ class ExecutionEngine(Component):
             self._publish_update(state.force(OrderStatus.CANCELED, reason, time.time_ns()))
             return
         self.metrics.reconciliations.labels("found").inc()
-        self.on_report(report)
+        self._apply(report)
 
     # --- orders in --------------------------------------------------------------------------
 
@@ -393,6 +511,30 @@ class ExecutionEngine(Component):
         self.breaker = state.breaker
         self.breaker_reason = state.halted_reason
         self.resend_final_updates(state.open_order_ids)
+        if self.fill_crosscheck == "pending" and not self.orders.unconfirmed:
+            self.cross_check_fills(state)
+
+    def cross_check_fills(self, state: RiskState) -> None:
+        """Once at start, when every fill of ours is confirmed booked (so `state`, sent after the
+        confirmations, holds them all): the risk manager's positions must be what our fills
+        make. Where they are not, it knows fills this engine does not (or lost some); the venue
+        decides, so this is only named: reconciliation applies what the venue holds."""
+        ours = positions.net(self.orders.states.values(), venue=None)
+        theirs = {p.symbol: p.quantity for p in state.positions}
+        found = positions.drifts(ours, theirs)
+        for symbol in self._symbols:
+            self.metrics.fill_crosscheck.labels(symbol)  # exported at 0: checked, and agreed
+        for drift in found:
+            self.metrics.fill_crosscheck.labels(self._label(drift.symbol)).inc()
+            log.error(
+                "Fill cross-check: the risk manager holds %s %s, the fills in this engine's "
+                "order log make %s; the venue decides (reconciliation applies what it holds).",
+                drift.symbol,
+                drift.theirs,
+                drift.ours,
+                extra={"symbol": drift.symbol, "ours": str(drift.ours), "risk": str(drift.theirs)},
+            )
+        self.fill_crosscheck = "disagreed" if found else "agreed"
 
     def resend_final_updates(self, held: list[str]) -> None:
         """Publish again the final update of every order in `held` (what the risk manager still
@@ -457,6 +599,7 @@ class ExecutionEngine(Component):
             self._start_parent(state, now)
             return
         started = time.perf_counter()
+        self._submitting.add(client_order_id)
         try:
             ack = await self.gateway.submit(order)
         except OrderRefused as exc:
@@ -471,6 +614,8 @@ class ExecutionEngine(Component):
                 "Order %s has an unknown fate (%s); it will be looked up.", client_order_id, exc
             )
             return
+        finally:
+            self._submitting.discard(client_order_id)
         self.metrics.submit_latency.observe(time.perf_counter() - started)
         log.info(
             "Sent order %s (%s %s %s) to %s; expected slippage %s bps.",
@@ -596,16 +741,7 @@ class ExecutionEngine(Component):
 
     async def _forward_reports(self) -> None:
         while True:
-            report = await self.venue.reports.get()
-            try:
-                self.on_report(report)
-            except Exception:  # one bad report must not stop the ones behind it
-                self.metrics.invalid_reports.inc()
-                log.exception(
-                    "Skipped a report from %s about order %s that failed to apply.",
-                    self.venue.name,
-                    report.client_order_id,
-                )
+            self._apply(await self.venue.reports.get())
 
     def on_report(self, report: Report) -> None:
         """Apply one venue report to its order; log, then publish, what it changed."""
@@ -742,6 +878,11 @@ class ExecutionEngine(Component):
             "unknown_outcome_orders": self._unknown_outcome,
             "unconfirmed_fills": sorted(self.orders.unconfirmed),
             "venue_positions": {s: str(q) for s, q in sorted(self.venue_positions.items())},
+            "fill_crosscheck": self.fill_crosscheck,
+            "position_drift": {
+                d.symbol: {"ours": str(d.ours), self.venue.name: str(d.theirs)}
+                for d in self._drift.values()
+            },
             "algo_parents": {
                 parent_id: f"{len(parent.sent)}/{len(parent.slices)} slices sent"
                 for parent_id, parent in self.orders.parents.items()

@@ -6,9 +6,11 @@
 
 Triggers: the session's loss reaching `max_daily_loss`, equity falling `max_drawdown_pct` below
 its peak within a window (rapid drawdown), a symbol's mid moving `max_move_pct` high-to-low within
-a window (volatility), and a manual trip. A daily-loss trip waits for the next session before its
-test period; a manual trip waits for a manual reset; an authenticated manual reset closes the
-breaker from any state.
+a window (volatility), a position that differs from the venue's after reconciliation (venue
+drift, under `execution.drift_policy: halt`), and a manual trip. A daily-loss trip waits for the
+next session before its test period; a manual or venue-drift trip waits for a manual reset (the
+books must be put right by someone; time does not do it); an authenticated manual reset closes
+the breaker from any state.
 
 The breaker only proposes `BreakerChanged` records; the risk manager logs each one (fsynced) and
 then applies it, so its state survives restarts. The monitors are memory only: after a restart
@@ -37,20 +39,26 @@ class Trigger(StrEnum):
     DRAWDOWN = "drawdown"
     VOLATILITY = "volatility"
     MANUAL = "manual"
+    VENUE_DRIFT = "venue_drift"  # a position differs from the venue's after reconciliation
     RECOVERY_WAIT = "recovery_wait"  # open -> half_open
     TEST_PASSED = "test_passed"  # half_open -> closed
     NEW_SESSION = "new_session"  # a daily-loss trip's session ended
     MANUAL_RESET = "manual_reset"
 
 
-TRIPS = frozenset({Trigger.DAILY_LOSS, Trigger.DRAWDOWN, Trigger.VOLATILITY, Trigger.MANUAL})
+TRIPS = frozenset(
+    {Trigger.DAILY_LOSS, Trigger.DRAWDOWN, Trigger.VOLATILITY, Trigger.MANUAL, Trigger.VENUE_DRIFT}
+)
+# Trips that only a manual reset ends.
+HELD_UNTIL_RESET = frozenset({Trigger.MANUAL, Trigger.VENUE_DRIFT})
 
 # (state, trigger) -> next state; anything else is not a transition.
 TRANSITIONS: dict[tuple[BreakerState, Trigger], BreakerState] = {
     **{(BreakerState.CLOSED, t): BreakerState.OPEN for t in TRIPS},
     **{(BreakerState.HALF_OPEN, t): BreakerState.OPEN for t in TRIPS},
-    # A manual trip overrides an automatic one: it then needs a manual reset.
+    # A manual or venue-drift trip overrides an automatic one: it then needs a manual reset.
     (BreakerState.OPEN, Trigger.MANUAL): BreakerState.OPEN,
+    (BreakerState.OPEN, Trigger.VENUE_DRIFT): BreakerState.OPEN,
     (BreakerState.OPEN, Trigger.RECOVERY_WAIT): BreakerState.HALF_OPEN,
     (BreakerState.OPEN, Trigger.NEW_SESSION): BreakerState.HALF_OPEN,
     (BreakerState.HALF_OPEN, Trigger.TEST_PASSED): BreakerState.CLOSED,
@@ -97,7 +105,7 @@ class Breaker:
         """The transition that time alone makes due now: recovery, end of test, new session."""
         elapsed_s = (now_ns - self.since_ns) / 1e9
         if self.state is BreakerState.OPEN:
-            if self.trigger == Trigger.MANUAL:
+            if self.trigger in HELD_UNTIL_RESET:
                 return None  # only a manual reset
             if self.trigger == Trigger.DAILY_LOSS:
                 if session == self.session:

@@ -4,7 +4,10 @@ It serves `CheckSignal` requests (through the broker), approves or rejects them 
 `engine` (limits, breaker), and publishes each approved `Order` for execution. It follows order
 updates and fills to keep positions, cash and pending exposure (each fill id booked once,
 confirmed with `FillBooked` once on disk), expires approvals that execution never acknowledged,
-and publishes `RiskState` on `risk.state` on every breaker change and every second.
+and publishes `RiskState` on `risk.state` on every breaker change and every second. A
+`PositionDrifted` from execution (a position that differs from the venue's after reconciliation)
+trips the breaker with `VENUE_DRIFT` under `execution.drift_policy: halt`; only a manual reset
+closes it.
 
 Everything that changes its state goes through the state log first (`statelog`): written and
 fsynced, then applied. Restart replays the latest snapshot and the log after it to the same state.
@@ -33,6 +36,7 @@ from components.core.events import (
     Fill,
     FillBooked,
     OrderUpdate,
+    PositionDrifted,
     Quote,
     RiskState,
     SignalChecked,
@@ -127,7 +131,13 @@ class RiskManager(Component):
             self.restore()
         self._publisher = self.bus.publisher()
         subscriber = self.bus.subscriber(
-            [topics.ORDER_UPDATES, topics.FILLS, topics.QUOTES, topics.TRADES]
+            [
+                topics.ORDER_UPDATES,
+                topics.FILLS,
+                topics.QUOTES,
+                topics.TRADES,
+                topics.POSITION_DRIFT,
+            ]
         )
         responder = self.bus.responder()
         async with asyncio.TaskGroup() as tasks:
@@ -153,6 +163,8 @@ class RiskManager(Component):
                 self.on_fill(payload)
             elif isinstance(payload, OrderUpdate):
                 self.on_order_update(payload)
+            elif isinstance(payload, PositionDrifted):
+                self.on_position_drifted(payload)
 
     async def _keep_time(self) -> None:
         next_state_ns = 0
@@ -238,6 +250,18 @@ class RiskManager(Component):
             self.engine.on_order_update(update, time.time_ns())
         except OSError as exc:
             log.error("Could not log the update of order %s: %s.", update.client_order_id, exc)
+
+    def on_position_drifted(self, drift: PositionDrifted) -> None:
+        """Execution found a position that differs from the venue's: halt if the policy says so
+        (the next reconciliation says it again while it lasts; one trip is logged)."""
+        reason = (
+            f"VENUE_DRIFT: symbol={drift.symbol}, ours={drift.ours}, "
+            f"{drift.venue}={drift.venue_position}"
+        )
+        policy = self.spec.execution.drift_policy
+        log.warning("Execution reports a position drift (policy %s): %s.", policy, reason)
+        if policy == "halt":
+            self.engine.trip(breaker.Trigger.VENUE_DRIFT, reason, time.time_ns())
 
     def expire_approvals(self, now_ns: int) -> None:
         self.engine.expire_approvals(now_ns)

@@ -1,5 +1,6 @@
 """The closing check of `tradingsystem run` asks the venue, not only the bus: a run whose venue
-holds what the risk manager never booked ends saying so, with exit code 1."""
+holds what the risk manager never booked ends saying so, with exit code 1; meanwhile the
+execution engine's reconciliation found the drift and the risk manager tripped its breaker."""
 
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ import yaml
 from components.core.events import OrderStatus, Side
 from components.execution.venues.base import Report
 from components.execution.venues.simulated import ACCOUNT_NAME
+from components.risk import statelog
 from tests.integration.processes import children_of
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-QUIET_SPEC = {"symbols": ["AAPL", "MSFT"], "strategy": {"params": {"fast": 50, "slow": 100}}}
+QUIET_SPEC = {
+    "symbols": ["AAPL", "MSFT"],
+    "strategy": {"params": {"fast": 50, "slow": 100}},
+    "execution": {"reconcile_interval_s": 1, "drift_policy": "halt"},
+}
 
 
 def test_run_when_venue_holds_a_fill_risk_never_booked_then_closing_check_fails(
@@ -58,4 +64,10 @@ def test_run_when_venue_holds_a_fill_risk_never_booked_then_closing_check_fails(
         "The risk manager's state on disk disagrees with simulated's own positions: AAPL "
         "(simulated 5, risk on disk 0)." in " ".join(result.stdout.split())
     )
+    trips = [
+        r
+        for r in statelog.read(data_dir / "risk" / statelog.STATE_LOG_NAME)
+        if isinstance(r, statelog.BreakerChanged) and r.trigger == "venue_drift"
+    ]
+    assert [t.reason for t in trips] == ["VENUE_DRIFT: symbol=AAPL, ours=0, simulated=5"]
     assert children_of(data_dir) == {}

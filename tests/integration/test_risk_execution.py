@@ -1,8 +1,10 @@
 """The risk manager and the execution engine together, on the real broker's sockets: signals are
 approved or rejected by the limits, approved orders are filled at the simulated venue, the risk
 manager's positions equal the fills published, a re-published order is not filled twice, a
-restarted risk manager comes back with the same positions, and an order that ended while the risk
-manager was down has its exposure released once it is back."""
+restarted risk manager comes back with the same positions, an order that ended while the risk
+manager was down has its exposure released once it is back, and a fill made while the risk
+manager was down is booked exactly once after a restart of either side (re-sent until confirmed,
+from the order log after execution's restart), after which the books cross-check as agreed."""
 
 from __future__ import annotations
 
@@ -284,3 +286,75 @@ async def test_order_when_it_ends_while_risk_is_down_then_released_after_risk_re
     # Released by the re-sent update, not by expiry (an acknowledged approval never expires).
     assert not again.registry.get_sample_value("risk_approvals_expired_total")
     assert (await running.check(Side.BUY, 20)).approved
+
+
+def crossing(symbol: str = "AAPL") -> Quote:
+    """A quote through a resting buy at 97: it fills at its limit."""
+    return Quote(
+        symbol=symbol,
+        bid_price=D("96.40"),
+        bid_size=D(100),
+        ask_price=D("96.50"),
+        ask_size=D(100),
+        ts_event_ns=time.time_ns(),
+    )
+
+
+async def rest_a_buy(running: Running, risk: RiskManager) -> str:
+    reply = await running.check(Side.BUY, 10, limit_price="97")
+    assert reply.approved and reply.client_order_id is not None, reply.reason
+    cid = reply.client_order_id
+    await wait_until(
+        lambda: cid in risk.state.approvals and risk.state.approvals[cid].acknowledged,
+        "execution to acknowledge the order",
+    )
+    return cid
+
+
+async def test_fill_when_made_while_risk_is_down_then_booked_once_after_risk_restarts(
+    running: Running,
+) -> None:
+    risk = running.start(RiskManager)
+    execution = running.start(ExecutionEngine)
+    assert isinstance(risk, RiskManager) and isinstance(execution, ExecutionEngine)
+    await running.ready()
+    cid = await rest_a_buy(running, risk)
+    await running.stop("risk")
+
+    execution.venue.on_quote(crossing())  # filled while nobody at risk listens
+    await wait_until(lambda: execution.orders.states[cid].terminal, "the fill at execution")
+    assert len(execution.orders.unconfirmed) == 1
+
+    again = running.start(RiskManager)
+    assert isinstance(again, RiskManager)
+    await running.ready()
+    await wait_until(lambda: not execution.orders.unconfirmed, "the fill confirmed")
+    assert again.state.book.fill_count == 1 and again.state.book.quantity("AAPL") == D(10)
+    assert (execution.registry.get_sample_value("execution_fills_resent_total") or 0) >= 1
+    await wait_until(lambda: execution.fill_crosscheck == "agreed", "the fill cross-check")
+
+
+async def test_fill_when_unconfirmed_and_execution_restarts_then_sent_from_its_log_once(
+    running: Running,
+) -> None:
+    risk = running.start(RiskManager)
+    execution = running.start(ExecutionEngine)
+    assert isinstance(risk, RiskManager) and isinstance(execution, ExecutionEngine)
+    await running.ready()
+    cid = await rest_a_buy(running, risk)
+    await running.stop("risk")
+    execution.venue.on_quote(crossing())
+    await wait_until(lambda: execution.orders.states[cid].terminal, "the fill at execution")
+    await running.stop("execution")  # both down; the fill is only in execution's order log
+
+    again = running.start(RiskManager)
+    restarted = running.start(ExecutionEngine)
+    assert isinstance(again, RiskManager) and isinstance(restarted, ExecutionEngine)
+    await running.ready()
+    await wait_until(lambda: again.state.book.fill_count == 1, "the fill booked at risk")
+    await wait_until(lambda: not restarted.orders.unconfirmed, "the fill confirmed")
+    await wait_until(lambda: restarted.fill_crosscheck == "agreed", "the fill cross-check")
+    assert again.state.book.quantity("AAPL") == D(10)
+    assert restarted.registry.get_sample_value(
+        "execution_position_drifts_total", {"symbol": "AAPL"}
+    ) in (None, 0)

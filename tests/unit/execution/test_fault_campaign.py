@@ -161,6 +161,9 @@ async def test_campaign_when_venue_faults_and_engine_restarts_then_no_duplicates
         if sim.filled:
             assert state.notional == sim.notional, client_order_id
     assert campaign.counted("execution_invalid_transitions") == 0
+    # Every restart's reconciliation found our fills and the venue's positions in agreement.
+    assert campaign.counted("execution_position_drifts") == 0
+    assert campaign.counted("execution_reconciliations") > 0
     assert campaign.counted("execution_stale_reports") > 0  # duplicates and reordering happened
     assert campaign.counted("execution_submits_found_at_venue") > 0  # timeouts after accept
     await campaign.crash()

@@ -16,7 +16,7 @@ import prometheus_client as prom
 import pytest
 
 from components.core import topics, wire
-from components.core.config import TradingSystemSpec
+from components.core.config import ExecutionConfig, TradingSystemSpec
 from components.core.events import (
     BreakerState,
     CheckSignal,
@@ -28,6 +28,7 @@ from components.core.events import (
     OrderType,
     OrderUpdate,
     Payload,
+    PositionDrifted,
     RiskState,
     Side,
     Signal,
@@ -449,3 +450,46 @@ async def test_on_order_update_when_final_update_repeated_then_closed_once_and_r
     assert risk.state.seq == closed_at  # nothing more logged, nothing applied
     assert caplog.records == []  # quietly
     assert "AAPL" not in risk.exposures()
+
+
+def drifted(ours: str = "0", venue_position: str = "10") -> PositionDrifted:
+    return PositionDrifted(
+        symbol="AAPL",
+        ours=D(ours),
+        venue_position=D(venue_position),
+        venue="simulated",
+        ts_event_ns=1,
+    )
+
+
+async def test_on_position_drifted_when_policy_halt_then_breaker_open_until_manual_reset(
+    start: Start,
+) -> None:
+    risk = start(make_spec(breaker={"recovery_wait_s": 1}))
+    risk.on_position_drifted(drifted())
+    status = risk.breaker_status()
+    assert (status["state"], status["trigger"], status["reason"]) == (
+        "open",
+        "venue_drift",
+        "VENUE_DRIFT: symbol=AAPL, ours=0, simulated=10",
+    )
+    assert any(
+        topic == topics.RISK_STATE and p.breaker is BreakerState.OPEN  # type: ignore[union-attr]
+        for topic, p, _ in published(risk)
+    )
+    risk.engine.tick(time.time_ns() + 3600 * 10**9)  # long past the recovery wait
+    assert risk.breaker_status()["state"] == "open"  # the books must be put right first
+    risk.on_position_drifted(drifted())  # the next pass says it again: no new record
+    assert len(risk.breaker_status()["history"]) == 1
+    risk.engine.reset("admin", time.time_ns())
+    assert risk.breaker_status()["state"] == "closed"
+
+
+async def test_on_position_drifted_when_policy_alert_then_breaker_left_closed(
+    endpoints: BrokerEndpoints, tmp_path: Path
+) -> None:
+    spec = make_spec().model_copy(update={"execution": ExecutionConfig(drift_policy="alert")})
+    risk = make(spec, endpoints, tmp_path)
+    risk.on_position_drifted(drifted())
+    assert risk.breaker_status()["state"] == "closed"
+    await risk.close()
