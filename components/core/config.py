@@ -820,6 +820,16 @@ class TradingSystemSpec(_Model):
             "market data and execution (Alpaca feeds and venues)."
         ),
     )
+    risk_admin_secret: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+        description=(
+            "Secret whose key TS_RISK_ADMIN_TOKEN is the bearer token of the risk manager's "
+            "/breaker/trip and /breaker/reset; unset: the operator creates <name>-risk-admin "
+            "with a random token, once (read it with kubectl get secret)."
+        ),
+    )
 
     @pydantic.field_validator("symbols")
     @classmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+from components.core.errors import KubeApiError
 from components.runtime.kubeapi import KubeApi
 from trading_operator import kinds, names
 
@@ -32,6 +33,20 @@ async def apply(api: KubeApi, desired: dict[str, Any]) -> Outcome:
         return "unchanged"
     await api.apply(url, desired, force=True)
     return "created" if live is None else "patched"
+
+
+async def create_once(api: KubeApi, desired: dict[str, Any]) -> Outcome:
+    """Create `desired` if it is missing; never change it after (a generated secret)."""
+    if await api.find(kinds.of(desired)) is not None:
+        return "unchanged"
+    meta = desired["metadata"]
+    try:
+        await api.create(kinds.collection(desired["kind"], meta["namespace"]), desired)
+    except KubeApiError as exc:
+        if exc.status != 409:  # created meanwhile: what is there stays
+            raise
+        return "unchanged"
+    return "created"
 
 
 def owned_fields(live: dict[str, Any], manager: str = names.MANAGER) -> dict[str, Any]:

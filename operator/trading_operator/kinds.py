@@ -10,6 +10,7 @@ from trading_operator import names
 
 KINDS: dict[str, tuple[str, str]] = {
     "ConfigMap": ("v1", "configmaps"),
+    "Secret": ("v1", "secrets"),
     "ServiceAccount": ("v1", "serviceaccounts"),
     "PersistentVolumeClaim": ("v1", "persistentvolumeclaims"),
     "Service": ("v1", "services"),

@@ -70,6 +70,10 @@ def network_policy(system: str) -> str:
     return f"{system}-bus"
 
 
+def risk_admin_secret(system: str) -> str:
+    return f"{system}-risk-admin"
+
+
 def risk_account(system: str) -> str:
     """The risk manager's ServiceAccount, Role and RoleBinding: it may patch its own status."""
     return f"{system}-risk"

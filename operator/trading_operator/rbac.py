@@ -57,9 +57,10 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
         "resources": ["roles", "rolebindings"],
         "verbs": UNWATCHED_CHILDREN,
     },
-    # The per-system admin token the risk manager's breaker endpoints check: created once, read
-    # to pass on, patched to rotate. No list or watch: the operator never browses Secrets.
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]},
+    # The per-system admin token the risk manager's breaker endpoints check: looked up, created
+    # once when missing, never changed (builders/secrets.py). No list or watch: the operator
+    # never browses Secrets.
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"]},
     {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"], "verbs": CHILDREN},
     # A deletion waits until the execution engine's pods are gone (their orders cancelled).
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},

@@ -25,8 +25,8 @@ from components.core.errors import ConfigError, KubeApiError
 from components.core.status import ComponentStatus
 from components.runtime.kubeapi import KubeApi
 from trading_operator import builders, events, halt, kinds, metrics, names, status
-from trading_operator.apply import apply
-from trading_operator.builders import configmaps
+from trading_operator.apply import apply, create_once
+from trading_operator.builders import configmaps, secrets
 from trading_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,13 @@ class Reconciler:
         observed.config_hash = configmaps.config_hash(system)
         observed.missing = missing_credentials(spec)
         changed = False
+        generated = secrets.admin_secret(system)  # before the risk pod that reads it
+        if generated is not None:
+            try:
+                changed |= await create_once(self.api, generated) != "unchanged"
+            except KubeApiError as exc:
+                metrics.ERRORS.labels("create_Secret").inc()
+                observed.problems.append(f"Secret {generated['metadata']['name']}: {exc}")
         for child in builders.children(system):
             try:
                 changed |= await apply(self.api, child) != "unchanged"

@@ -206,7 +206,7 @@ def test_cluster_role_is_rbac_rules_with_nothing_wider(all_off: list[dict[str, A
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
     # The admin-token Secrets: made and read by name, never listed or watched.
-    assert _granted(rules, "", "secrets") == {"get", "create", "patch"}
+    assert _granted(rules, "", "secrets") == {"get", "create"}
 
 
 def test_rbac_lets_children_block_their_owners_deletion(all_off: list[dict[str, Any]]) -> None:

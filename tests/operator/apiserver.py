@@ -211,6 +211,7 @@ class ApiServer(kmock.KubernetesEmulator):
         )
         self.declare("v1", "namespaces", "Namespace", namespaced=False, status=True)
         self.declare("v1", "configmaps", "ConfigMap")
+        self.declare("v1", "secrets", "Secret")
         self.declare("v1", "services", "Service", status=True)
         self.declare("v1", "serviceaccounts", "ServiceAccount")
         self.declare("v1", "persistentvolumeclaims", "PersistentVolumeClaim", status=True)

@@ -37,9 +37,6 @@ UNUSED_ON_PURPOSE = {
         Right("monitoring.coreos.com", "servicemonitors", verb): "as create: no such CRD here"
         for verb in ("get", "list", "watch", "patch", "delete")
     },
-    Right("", "secrets", "get"): "the admin-token Secret is another branch's (contract only)",
-    Right("", "secrets", "create"): "as get",
-    Right("", "secrets", "patch"): "as get",
     Right("events.k8s.io", "events", "create"): "kopf posts core/v1 Events; events.k8s.io is "
     "granted for clients that post the newer API",
     Right("events.k8s.io", "events", "patch"): "as create",

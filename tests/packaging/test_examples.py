@@ -72,6 +72,13 @@ def test_paper_trading_reads_its_keys_from_the_secret_example() -> None:
             assert refs == {
                 key: {"name": "alpaca-paper-credentials", "key": key} for key in CREDENTIAL_KEYS
             }
+        elif component == "risk":  # its own admin token, and no venue keys
+            assert refs == {
+                "TS_RISK_ADMIN_TOKEN": {
+                    "name": "alpaca-paper-risk-admin",
+                    "key": "TS_RISK_ADMIN_TOKEN",
+                }
+            }
         else:
             assert refs == {}
 

@@ -25,6 +25,7 @@ NOT_IN_CONFIG = {
     "storage",
     "monitoring",
     "credentials_secret",
+    "risk_admin_secret",
 }
 
 

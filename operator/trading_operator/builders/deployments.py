@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from trading_operator import names
+from trading_operator.builders import secrets
 from trading_operator.builders.configmaps import config_hash
 from trading_operator.builders.services import broker_ports
 from trading_operator.builders.system import System
@@ -140,6 +141,7 @@ def _env(system: System, component: str) -> list[dict[str, Any]]:
         # Turns on the risk manager's status reporter (components/risk/kube_status.py).
         namespace = {"fieldRef": {"fieldPath": "metadata.namespace"}}
         env.append({"name": "TS_KUBE_NAMESPACE", "valueFrom": namespace})
+        env.append(secrets.admin_token_env(system))
     secret = system.spec.credentials_secret
     if secret is not None and component in NEEDS_CREDENTIALS:
         env += [
