@@ -223,24 +223,27 @@ class Backtest:
         book = self.book
         risk = self.risk
         last = self._last
+        marks = book.marks  # `book.mark`, inlined: once per event
+        pending = self._pending
         points = self.equity
         append_point = points.append
-        point_of = EquityPoint
+        # `EquityPoint(...)` less its Python-level `__new__`: a point is made per event.
+        new_tuple, point_of = tuple.__new__, EquityPoint
         for count, event in enumerate(events, 1):
             if isinstance(event, Bar):
                 symbol = event.symbol
-                if fill_at_open and symbol in self._pending:
+                if fill_at_open and symbol in pending:
                     self.now_ns = event.ts_open_ns
                     last[symbol] = event.open
-                    for intent in self._pending.pop(symbol):
+                    for intent in pending.pop(symbol):
                         self._act(intent)
                 now = self.now_ns = event.ts_close_ns
                 if timer_ns is not None:
                     self._timers(timer_ns, now)
-                last[symbol] = event.close
+                close = last[symbol] = event.close
                 if monitor:
                     self._quote_for(symbol)  # the breaker and stops see every close
-                book.mark(symbol, event.close)  # after the quote's mid: the close as written
+                marks[symbol] = close  # after the quote's mid: the close as written
                 intent = on_bar(event)
             elif isinstance(event, Quote):
                 now = self.now_ns = event.ts_event_ns
@@ -263,7 +266,7 @@ class Backtest:
                 self._intend(intent)
             # `_record`, inlined: it runs once per event. Flat, equity is the cash.
             exposed = self._exposed
-            point = point_of(now, book.equity() if exposed else book.cash, exposed)
+            point = new_tuple(point_of, (now, book.equity() if exposed else book.cash, exposed))
             if points and points[-1][0] == now:
                 points[-1] = point  # several symbols' bars at one time: one point
             else:
