@@ -198,7 +198,12 @@ class Backtest:
 
     # --- the loop ---------------------------------------------------------------------------
 
-    def run(self, events: Sequence[Event], progress: Progress | None = None) -> BacktestRun:
+    def run(
+        self,
+        events: Sequence[Event],
+        progress: Progress | None = None,
+        progress_every: int = PROGRESS_EVERY,
+    ) -> BacktestRun:
         """Feed `events` (in time order) through; close what is open at the end if configured.
 
         Bars fill at `next_open` or `close`; quotes and trades at `quote` (the quote, or the
@@ -271,7 +276,7 @@ class Backtest:
                 points[-1] = point  # several symbols' bars at one time: one point
             else:
                 append_point(point)
-            if progress is not None and count % PROGRESS_EVERY == 0:
+            if progress is not None and count % progress_every == 0:
                 progress(count)
         if self.config.close_at_end:
             self._close_everything()
