@@ -316,7 +316,7 @@ def _walk_forward(args: argparse.Namespace, settings: Any) -> int:
     table = Table(title=f"Walk-forward by {objective}", title_justify="left")
     for column in ("window", "params", "IS return", "OOS return", f"IS {objective}",
                    f"OOS {objective}", "OOS trades"):  # fmt: skip
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=column == "params")
 
     def shown(value: Any) -> str:
         return "-" if value is None else f"{float(value):.4g}"
@@ -325,7 +325,7 @@ def _walk_forward(args: argparse.Namespace, settings: Any) -> int:
         inside, outside = row["in_sample"], row["out_of_sample"]
         table.add_row(
             str(row["window"]),
-            json.dumps(row["params"]),
+            " ".join(f"{k}={v}" for k, v in row["params"].items()),
             shown(inside["total_return"]),
             shown(outside["total_return"]),
             shown(inside.get(objective)),

@@ -43,10 +43,9 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def searched(
     capsys: pytest.CaptureFixture[str], walk: Path, *args: str, command: str = "search"
 ) -> dict[str, Any]:
-    code = cli.main(
-        ["backtest", command, "--strategy", SMA, "--data", str(walk), "--symbol", "SIM"]
-        + ["--sizing", "fraction", "--allow-short", "true", "--json", *args]
-    )
+    argv = ["backtest", command, "--strategy", SMA, "--data", str(walk), "--symbol", "SIM"]
+    argv += ["--sizing", "fraction", "--allow-short", "true", "--json", *args]
+    code = cli.main(argv)
     out = capsys.readouterr().out
     assert code == 0, out
     return json.loads(out)
@@ -132,11 +131,10 @@ def test_search_when_two_workers_share_a_journal_then_same_grid_best_as_one_work
 def test_search_when_kubernetes_then_an_indexed_job_valid_against_the_official_schema(
     capsys: pytest.CaptureFixture[str], walk: Path
 ) -> None:
-    code = cli.main(
-        ["backtest", "search", "--strategy", SMA, "--data", str(walk), "--symbol", "SIM"]
-        + ["--trials", "200", "--param", "fast=5:50", "--kubernetes", "--completions", "8"]
-        + ["--parallelism", "4", "--study-name", "SPY sma", "--image", "ts:1"]
-    )
+    argv = ["backtest", "search", "--strategy", SMA, "--data", str(walk), "--symbol", "SIM"]
+    argv += ["--trials", "200", "--param", "fast=5:50", "--kubernetes", "--completions", "8"]
+    argv += ["--parallelism", "4", "--study-name", "SPY sma", "--image", "ts:1"]
+    code = cli.main(argv)
     assert code == 0
     job = yaml.safe_load(capsys.readouterr().out)
     kubernetes_validate.validate(job, "1.31", strict=True)
