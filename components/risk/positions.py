@@ -168,19 +168,23 @@ class PositionBook:
         validate_fill(fill)
         held = self.holdings.get(fill.symbol) or Holding()
         before = held.quantity
+        # The context's own methods rather than `localcontext`: the same exact arithmetic (Inexact
+        # trapped) without switching the thread's context twice per fill.
+        exact = money.MONEY_CONTEXT
+        mul, add, sub = exact.multiply, exact.add, exact.subtract
+        price, fee = fill.price, fill.fee
         try:
-            with localcontext(money.MONEY_CONTEXT):
-                signed = fill.side.sign * fill.quantity
-                paid = signed * fill.price
-                cash = self.cash - (paid + fill.fee)
-                quantity = before + signed
-                fees = held.fees + fill.fee
-                if before == 0 or (before > 0) == (signed > 0):
-                    realized_now, cost_paid = -fill.fee, paid
-                elif quantity == 0 or abs(signed) < abs(before):  # closing or reducing
-                    realized_now, cost_paid = -paid - fill.fee, ZERO
-                else:
-                    realized_now, cost_paid = before * fill.price - fill.fee, quantity * fill.price
+            signed = fill.quantity if fill.side.sign > 0 else exact.minus(fill.quantity)
+            paid = mul(signed, price)
+            cash = sub(self.cash, add(paid, fee))
+            quantity = add(before, signed)
+            fees = add(held.fees, fee)
+            if before == 0 or (before > 0) == (signed > 0):
+                realized_now, cost_paid = exact.minus(fee), paid
+            elif quantity == 0 or abs(signed) < abs(before):  # closing or reducing
+                realized_now, cost_paid = sub(exact.minus(paid), fee), ZERO
+            else:
+                realized_now, cost_paid = sub(mul(before, price), fee), mul(quantity, price)
         except DecimalException as exc:  # the bounds keep this from happening; on doubt, refuse
             raise FillRejected(fill.fill_id, f"cash would not be exact ({exc!r})") from exc
         # What the fill adds is a decimal, exact in Decimal; fractions only meet the book's own
