@@ -156,3 +156,26 @@ def test_backtest_when_no_subcommand_and_no_strategy_then_usage_error(
 ) -> None:
     assert cli.main(["backtest", "--data", "x.csv"]) == 2
     assert "--strategy" in capsys.readouterr().err
+
+
+def test_search_when_trials_fall_behind_the_median_then_pruned_before_their_end(
+    capsys: pytest.CaptureFixture[str], walk: Path, tmp_path: Path
+) -> None:
+    """Every point is valid here (fast < slow): a pruned trial was stopped by the pruner, at an
+    intermediate step, after reporting the return so far."""
+    import optuna
+
+    journal = str(tmp_path / "study.journal")
+    searched(
+        capsys, walk, "--trials", "40", "--seed", "5", "--param", "fast=2:10",
+        "--param", "slow=20:60", "--storage", journal,
+    )  # fmt: skip
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
+    study = optuna.load_study(study_name="backtest", storage=storage)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned
+    for trial in pruned:
+        assert "reason" not in trial.user_attrs  # not refused by the model: cut short
+        assert 0 < len(trial.intermediate_values) < search.PRUNE_STEPS
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert all(len(t.intermediate_values) == search.PRUNE_STEPS - 1 for t in complete)
