@@ -25,7 +25,6 @@ test: $(READY) $(TOOLS)/helm
 
 ## bench: throughput and latency against the targets (not tests: nothing is asserted)
 bench: $(READY)
-	$(BIN)/python -m pip install --quiet --editable '.[test,bench]'  # backtesting.py, to compare
 	$(BIN)/python -m benchmarks
 
 lint: $(READY)

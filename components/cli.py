@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     state = commands.add_parser("state", help="read the state logs of a data directory offline")
     state.add_argument("data_dir", type=Path, help="a run's data directory, or a component's")
     state.add_argument("--json", action="store_true", help="JSON for machines")
+    state.add_argument(
+        "--repair",
+        action="store_true",
+        help="move each damaged journal's damaged lines and all after them to a side file",
+    )
     return parser
 
 
@@ -75,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "state":
             from components import state_report
 
-            return state_report.main(args.data_dir, as_json=args.json)
+            return state_report.main(args.data_dir, as_json=args.json, repair_damage=args.repair)
         if args.command == "component":
             return _component(args.name, args.config)
         if args.command == "backtest":

@@ -4,6 +4,17 @@
     kubectl trading halt NAME [-n NS]       set spec.halted: the operator scales execution to 0
     kubectl trading resume NAME [-n NS]     clear spec.halted (refused while the breaker is open)
     kubectl trading breaker NAME [-n NS]    the breaker: state, trigger, reason, history
+    kubectl trading uninstall NAME [-n NS] [--timeout S]
+                                            delete a system when no operator will: halt it,
+                                            wait for its execution pods to stop, then remove
+                                            the operator's finalizer
+
+`uninstall` is the way out when the operator is gone for good (uninstalled before its systems):
+the operator keeps its finalizer on every TradingSystem across its own restarts and upgrades, so
+that deletion is always halt-first; without an operator a deleted system stays Terminating.
+It does what the operator's teardown does first (spec.halted, execution scaled to zero, the
+execution pods given time to cancel their orders) and then lets the garbage collector remove the
+children the system owns; the state volumes are kept unless the spec said otherwise.
 
 It reads the cluster as kubectl does (`$KUBECONFIG`, its current context and namespace).
 Exit codes: 0 done, 1 the API refused or the system does not exist, 2 invalid usage.
@@ -25,6 +36,9 @@ from components.runtime.kubeapi import KubeApi, KubeConfig
 
 PLURAL = "tradingsystems"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+GROUP = API_VERSION.partition("/")[0]
+FINALIZER = f"{GROUP}/finalizer"  # the operator's (trading_operator.names.FINALIZER)
+POLL_S = 1.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,6 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("name")
+    uninstall = commands.add_parser(
+        "uninstall", help="delete a system without its operator: halt first, then the finalizer"
+    )
+    uninstall.add_argument("name")
+    uninstall.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for the execution pods to stop (default 120)",
+    )
     for command in commands.choices.values():
         command.add_argument("-n", "--namespace", help="default: the kubeconfig's namespace")
     return parser
@@ -72,6 +96,8 @@ async def _run(args: argparse.Namespace, config: KubeConfig) -> int:
         if args.command == "breaker":
             print(breaker_report(await api.get(url)))
             return EXIT_OK
+        if args.command == "uninstall":
+            return await uninstall(api, namespace, args.name, args.timeout)
         if args.command == "halt":
             await api.patch(url, {"spec": {"halted": True}})
             print(f"{namespace}/{args.name}: halted (spec.halted set); execution scales to zero.")
@@ -144,3 +170,46 @@ def _time(ts_ns: int | None) -> str:
         return "-"
     moment = datetime.datetime.fromtimestamp(ts_ns / 1e9, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def uninstall(api: KubeApi, namespace: str, name: str, timeout_s: float) -> int:
+    """Halt, delete, wait for the execution pods, remove the finalizer (see the module's doc)."""
+    url = kubeapi.path(API_VERSION, PLURAL, namespace, name)
+    where = f"{namespace}/{name}"
+    await api.get(url)  # 404: no such system
+    await api.patch(url, {"spec": {"halted": True}})
+    execution = kubeapi.path("apps/v1", "deployments", namespace, f"{name}-execution")
+    if await api.find(execution) is not None:
+        await api.patch(execution, {"spec": {"replicas": 0}})
+    print(f"{where}: halted; execution scaled to zero.")
+    await api.delete(url)
+    selector = (
+        f"app.kubernetes.io/component=execution,app.kubernetes.io/instance={name},"
+        "app.kubernetes.io/name=tradingsystem"
+    )
+    pods_url = kubeapi.path("v1", "pods", namespace)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while pods := await api.list(pods_url, selector):
+        if asyncio.get_running_loop().time() >= deadline:
+            running = ", ".join(p["metadata"]["name"] for p in pods)
+            print(
+                f"error: {where}: execution pod(s) {running} still running after {timeout_s:g} s;"
+                " the finalizer stays (run again once they are gone).",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        await asyncio.sleep(POLL_S)
+    body = await api.find(url)
+    finalizers = ((body or {}).get("metadata") or {}).get("finalizers") or []
+    if FINALIZER in finalizers:
+        index = finalizers.index(FINALIZER)
+        await api.patch(
+            url,
+            [
+                {"op": "test", "path": f"/metadata/finalizers/{index}", "value": FINALIZER},
+                {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+            ],
+            patch="json",
+        )
+    print(f"{where}: execution stopped; finalizer removed, the system and its children go.")
+    return EXIT_OK

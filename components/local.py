@@ -5,7 +5,14 @@ Every component runs as its own child process, started exactly as its pod starts
 ports on 127.0.0.1 and with its state under the data directory. A child that dies is restarted
 with exponential backoff and its restart count is shown, like a pod's. An observer on the bus feeds
 the live view; at the end the summary checks that the risk manager's state on disk equals what it
-held at start plus every fill seen on the bus.
+held at start plus every fill seen on the bus, and that it equals what the venue itself holds:
+the execution engine's last log line (`venue_final`) carries the venue's own answer, asked for
+after its working orders were cancelled and their final states fetched.
+
+Before any child starts, every component is built from the config as its process would build it
+(`catalog.preflight`) and every journal under the data directory is checked: a damaged one
+refuses the run with one line naming the file and pointing at `tradingsystem state --repair`,
+rather than a child that refuses to start, restarted in a loop, while the others trade.
 
 Stopping goes from the producers to the consumers (market data and strategy, then execution, then
 the risk manager, then the broker), so that every fill reaches the risk manager before it stops.
@@ -23,6 +30,7 @@ import contextlib
 import ctypes
 import dataclasses
 import importlib.resources
+import json
 import logging
 import os
 import signal
@@ -30,17 +38,19 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import prometheus_client as prom
 import yaml
+from rich.console import Console
 from rich.logging import RichHandler
 
-from components import catalog, dashboard
+from components import catalog, dashboard, state_report
 from components.core.config import API_VERSION, KIND, TradingSystemSpec, load_spec, parse_spec
-from components.core.errors import FillRejected
+from components.core.errors import CorruptLogError, FillRejected
 from components.core.events import (
     BreakerState,
     Fill,
@@ -54,6 +64,7 @@ from components.core.events import (
 )
 from components.core.wire import Envelope
 from components.risk import statelog
+from components.runtime import journal
 from components.runtime.bus import Bus
 from components.runtime.settings import BrokerEndpoints
 
@@ -65,6 +76,7 @@ STABLE_AFTER_S = 30.0  # a child up this long starts its backoff again from the 
 READY_TIMEOUT_S = 30.0
 DRAIN_S = 0.5  # time for in-flight fills to reach the risk manager before it stops
 HALTED_BY_BREAKER = "execution"  # the component a tripped breaker scales to zero
+ZERO = Decimal(0)
 
 
 def default_document() -> dict[str, Any]:
@@ -379,11 +391,91 @@ class Supervisor:
         return 0
 
 
+def check_journals(data_dir: Path) -> None:
+    """Refuse the run if any component's journal under `data_dir` is damaged: that component
+    would refuse to start (a crash loop here), and the rest would trade without it."""
+    problems = state_report.damage(data_dir)
+    if problems:
+        found = "; ".join(str(problem) for problem in problems)
+        raise CorruptLogError(f"{found}. {journal.repair_hint(data_dir)}")
+
+
+def venue_final(log_path: Path, since: str) -> dict[str, Any] | None:
+    """The `venue_final` field of the execution engine's log line at its last stop, provided it
+    came after its last start and no earlier than `since` (the log's own time format); None if
+    that stop said nothing (killed) or there is no such log."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return None
+    final: dict[str, Any] | None = None
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # not a JSON log line (a traceback printed by the interpreter)
+        if not isinstance(record, dict) or str(record.get("ts", "")) < since:
+            continue
+        if str(record.get("msg", "")).startswith(f"Component {HALTED_BY_BREAKER} started"):
+            final = None  # a stop before this start says nothing of what followed
+        elif isinstance(record.get("venue_final"), dict):
+            final = record["venue_final"]
+    return final
+
+
+def check_venue(supervisor: Supervisor, console: Console) -> bool:
+    """Compare the risk manager's positions on disk with the venue's own answer at the end;
+    print the outcome; whether they agree (no answer, or orders of unknown outcome, disagree)."""
+    child = supervisor.children[HALTED_BY_BREAKER]
+    if child.process is None:
+        console.print("Execution did not run: there is no venue to compare with.")
+        return True
+    started = time.time() - (time.monotonic() - supervisor.started_at)
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started - 1))
+    final = venue_final(child.log_path, since)
+    if final is None or not final.get("positions_known"):
+        console.print(
+            "[red]The venue's positions at the end are unknown: the execution engine did not "
+            f"report them at its last stop (see {child.log_path}).[/]"
+        )
+        return False
+    venue = str(final.get("venue", "the venue"))
+    try:
+        theirs = {str(s): Decimal(str(q)) for s, q in dict(final["positions"]).items()}
+    except (ArithmeticError, TypeError, ValueError) as exc:
+        console.print(f"[red]The venue's positions at the end cannot be read: {exc!r}.[/]")
+        return False
+    book = statelog.load_book(supervisor.data_dir / "risk", supervisor.spec.risk.initial_cash)
+    ours = {p.symbol: p.quantity for p in book.snapshot()}
+    differ = [
+        f"{symbol} ({venue} {theirs.get(symbol, ZERO)}, risk on disk {ours.get(symbol, ZERO)})"
+        for symbol in sorted(ours.keys() | theirs.keys())
+        if theirs.get(symbol, ZERO) != ours.get(symbol, ZERO)
+    ]
+    unknown = [str(cid) for cid in final.get("unknown_outcome_orders") or []]
+    if unknown:
+        console.print(
+            f"[red]Orders of unknown outcome at {venue} when execution stopped: "
+            f"{', '.join(unknown)}.[/]"
+        )
+    if differ:
+        console.print(
+            f"[red]The risk manager's state on disk disagrees with {venue}'s own positions: "
+            f"{'; '.join(differ)}.[/]"
+        )
+    if differ or unknown:
+        return False
+    held = ", ".join(f"{s} {q}" for s, q in sorted(theirs.items()) if q) or "nothing"
+    console.print(f"The risk manager's state on disk agrees with {venue}'s own positions ({held}).")
+    return True
+
+
 def main(config: Path | None, data_dir: Path, duration_s: float | None, *, plain: bool) -> int:
     source = "embedded default" if config is None else str(config)
     name, spec = parse_spec(default_document(), source) if config is None else load_spec(config)
     catalog.preflight(spec, name, source)
     data_dir = data_dir.resolve()
+    check_journals(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     effective = data_dir / "tradingsystem.yaml"
     effective.write_text(
@@ -404,4 +496,5 @@ def main(config: Path | None, data_dir: Path, duration_s: float | None, *, plain
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
     code = asyncio.run(supervisor.run(duration_s, view))
     agreed = dashboard.print_summary(supervisor)
+    agreed = check_venue(supervisor, Console()) and agreed
     return code if agreed else 1

@@ -8,8 +8,14 @@ the execution engine's order log gives its open orders and the fills the risk ma
 confirmed yet. Quotes are not logged, so positions are valued at cost: equity here is cash plus
 cost, and unrealized P&L is not known offline.
 
-A torn last line is reported, not cut off (that is the owner's job when it restarts); any other
-damage is an error that names the file (exit 1).
+A torn last line (no newline) is reported, not cut off: that is the owner's job when it restarts.
+A damaged complete line is reported with its file, line and byte offset, the other journal still
+shown, and the exit code is 1: the owner refuses to start on it, and so does `tradingsystem run`.
+
+`--repair` is the one thing here that writes, and only when asked: in each damaged journal it
+moves the first damaged line and everything after it (and, for the risk manager, every later
+segment: records after a hole would replay wrong) to a side file `<file>.damaged-<UTC time>`
+next to it, says what those lines held, and checks that the journals load again.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from components.core.errors import CorruptLineError, CorruptLogError
 from components.execution import orderlog
 from components.risk import statelog
+from components.runtime import journal
 
 ZERO = Decimal(0)
 
@@ -50,14 +58,45 @@ def locate(data_dir: Path) -> Found:
 
 
 def report(data_dir: Path) -> dict[str, Any]:
-    """Everything the logs under `data_dir` say, as JSON-ready values (money as strings)."""
+    """Everything the logs under `data_dir` say, as JSON-ready values (money as strings); a
+    damaged journal as its `damage` (file, line, offset, problem) and `error` instead."""
     found = locate(data_dir)
     result: dict[str, Any] = {"data_dir": str(data_dir), "risk": None, "execution": None}
     if found.risk_dir is not None:
-        result["risk"] = _risk(found.risk_dir)
+        result["risk"] = _read(_risk, found.risk_dir, "directory")
     if found.order_log is not None:
-        result["execution"] = _execution(found.order_log)
+        result["execution"] = _read(_execution, found.order_log, "order_log")
     return result
+
+
+def _read(reader: Any, where: Path, key: str) -> dict[str, Any]:
+    try:
+        section: dict[str, Any] = reader(where)
+    except CorruptLogError as exc:
+        return {key: str(where), "damage": _damage(exc), "error": str(exc)}
+    return {**section, "damage": None, "error": None}
+
+
+def _damage(exc: CorruptLogError) -> dict[str, Any] | None:
+    if not isinstance(exc, CorruptLineError):
+        return None  # records missing (a sequence gap): no one line to point at
+    return {"file": str(exc.path), "line": exc.line, "offset": exc.offset, "problem": exc.problem}
+
+
+def damage(data_dir: Path) -> list[CorruptLogError]:
+    """Every journal under `data_dir` that its owner would refuse to start on (read-only)."""
+    found, problems = locate(data_dir), []
+    if found.risk_dir is not None:
+        try:
+            statelog.load(found.risk_dir, ZERO)
+        except CorruptLogError as exc:
+            problems.append(exc)
+    if found.order_log is not None:
+        try:
+            orderlog.read(found.order_log)
+        except CorruptLogError as exc:
+            problems.append(exc)
+    return problems
 
 
 def _risk(directory: Path) -> dict[str, Any]:
@@ -203,6 +242,8 @@ def render(result: dict[str, Any]) -> str:
     risk = result["risk"]
     if risk is None:
         lines.append("risk: no state log found")
+    elif risk["error"]:
+        lines.append(f"risk ({risk['directory']}): DAMAGED: {risk['error']}")
     else:
         b = risk["breaker"]
         lines += [
@@ -239,6 +280,8 @@ def render(result: dict[str, Any]) -> str:
     execution = result["execution"]
     if execution is None:
         lines.append("execution: no order log found")
+    elif execution["error"]:
+        lines.append(f"execution ({execution['order_log']}): DAMAGED: {execution['error']}")
     else:
         lines.append(
             f"execution ({execution['order_log']}): {execution['records']} records, "
@@ -274,10 +317,102 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(data_dir: Path, *, as_json: bool) -> int:
+# --- repair ----------------------------------------------------------------------------------
+
+
+def _later_files(path: Path) -> list[Path]:
+    """The state-log files a restore replays after `path`: later segments, then the active one."""
+    directory, active = path.parent, path.parent / statelog.STATE_LOG_NAME
+    if path == active:
+        return []
+    match = statelog.SEGMENT.match(path.name)
+    after = int(match.group(1)) if match else -1
+    numbered = [(m, p) for p in directory.iterdir() if (m := statelog.SEGMENT.match(p.name))]
+    later = sorted((int(m.group(1)), p) for m, p in numbered if int(m.group(1)) > after)
+    return [p for _, p in later] + ([active] if active.exists() else [])
+
+
+def repair(data_dir: Path) -> tuple[list[journal.Repaired], list[CorruptLogError]]:
+    """Move the damaged suffix of every damaged journal under `data_dir` aside (see the module
+    docstring). Returns what was moved, and the damage left that no cut can mend (records
+    missing from the middle of the state log); nothing is written for those."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    repaired: list[journal.Repaired] = []
+    for problem in damage(data_dir):
+        if not isinstance(problem, CorruptLineError):
+            continue  # a gap in the sequence: no suffix to cut would make it whole
+        path = Path(problem.path)
+        is_order_log = path.name == orderlog.ORDER_LOG_NAME
+        record_type: Any = orderlog.Record if is_order_log else statelog.Record
+        repaired.append(
+            journal.move_aside(path, problem.offset, problem.line, record_type, stamp=stamp)
+        )
+        if not is_order_log:
+            # Records after a hole would replay onto the wrong state: they go aside too.
+            for later in _later_files(path):
+                repaired.append(journal.move_aside(later, 0, 1, record_type, stamp=stamp))
+    return repaired, damage(data_dir)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def render_repairs(repaired: list[journal.Repaired], left: list[CorruptLogError]) -> str:
+    """What `repair` moved where, and what the moved lines held, for a person."""
+    if not repaired and not left:
+        return "Nothing to repair: every journal loads."
+    lines = []
+    for r in repaired:
+        first = r.lost[0] if r.lost else None
+        where = f" from line {first.line} (byte {first.offset})" if first else ""
+        lines.append(
+            f"Repaired {r.path}: moved {_plural(len(r.lost), 'line')} ({r.lost_bytes} bytes)"
+            f"{where} to {r.side_file}; it now holds {r.kept_bytes} bytes."
+        )
+        for lost in r.lost:
+            status = lost.problem or "intact, but after the damage"
+            held = lost.body if lost.body is not None else "(undecodable)"
+            lines.append(f"  line {lost.line}: {status}: {held}")
+    if left:
+        lines += [f"Still damaged, not repairable by a cut: {error}" for error in left]
+    else:
+        lines.append("The journals load again; what was moved aside is in the side files above.")
+    return "\n".join(lines)
+
+
+def _repairs_json(repaired: list[journal.Repaired]) -> list[dict[str, Any]]:
+    return [
+        {
+            "file": str(r.path),
+            "side_file": str(r.side_file),
+            "kept_bytes": r.kept_bytes,
+            "lost_bytes": r.lost_bytes,
+            "lost_lines": [dataclasses.asdict(lost) for lost in r.lost],
+        }
+        for r in repaired
+    ]
+
+
+def main(data_dir: Path, *, as_json: bool, repair_damage: bool = False) -> int:
     if not data_dir.is_dir():
         print(f"error: {data_dir} is not a directory", file=sys.stderr)
         return 2
+    if repair_damage:
+        repaired, left = repair(data_dir)
+        if as_json:
+            left_json = [str(error) for error in left]
+            print(json.dumps({"repaired": _repairs_json(repaired), "left": left_json}, indent=2))
+        else:
+            print(render_repairs(repaired, left))
+        for error in left:
+            print(f"error: cannot repair: {error}", file=sys.stderr)
+        return 1 if left else 0
     result = report(data_dir)
     print(json.dumps(result, indent=2) if as_json else render(result))
+    errors = [s["error"] for s in (result["risk"], result["execution"]) if s and s["error"]]
+    for error in errors:
+        print(f"error: {error}. {journal.repair_hint(data_dir)}", file=sys.stderr)
+    if errors:
+        return 1
     return 0 if result["risk"] is not None or result["execution"] is not None else 1

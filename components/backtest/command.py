@@ -1,17 +1,19 @@
 """`tradingsystem backtest`: run a strategy over a data file, or a grid of its parameters.
 
-    tradingsystem backtest --strategy components.strategy.sma_cross:SmaCross \\
+    tradingsystem backtest --strategy sma_cross \\
         --data spy.csv --params '{"fast": 10, "slow": 50}' --fraction 1 --sizing fraction \\
-        --commission-rate 0.0005 --report spy.html
+        --commission-rate 0.0005 --allow-short --report spy.html --trades-csv spy-trades.csv
 
     tradingsystem backtest --strategy ... --data spy.csv --grid fast=5,10,20 \\
         --grid slow=50,100,200 --sort-by sharpe
 
-`--system FILE` runs the risk manager with that TradingSystem's risk config (limits, circuit
-breaker, stops), initial cash excepted. Every `BacktestConfig` field is an option
-(`--initial-cash`, `--fill`, `--spread-bps`, ...), or comes from `--config FILE` (YAML); options
-win. Prints a stats table (a progress bar on stderr
-while it runs), or with `--json` the whole result (stats, round trips, equity curve) as JSON.
+`--strategy` is a built-in's name (`sma_cross`, `breakout`, `mean_reversion`, `onnx`),
+`module:Class` or `path/file.py:Class`. `--system FILE` runs the risk manager with that
+TradingSystem's risk config (limits, circuit breaker, stops), initial cash excepted. Every
+`BacktestConfig` field is an option (`--initial-cash`, `--fill`, `--spread-bps`, ...; a boolean
+is a flag: `--allow-short`, `--no-close-at-end`), or comes from `--config FILE` (YAML); options
+win. Prints the figures with their definitions (a progress bar on stderr while it runs), or with
+`--json` the whole result (stats, round trips, open positions, equity curve, prices) as JSON.
 """
 
 from __future__ import annotations
@@ -34,14 +36,37 @@ EXIT_OK = 0
 SOURCE = "backtest"
 
 
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Each option's default after its help, unless the help says it already, or there is none
+    to tell (required, unset, an off flag): argparse's own formatter prints "(default: None)"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or action.required
+            or default in (None, argparse.SUPPRESS)
+            or (action.nargs == 0 and default is False)
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)"
+
+
 def add_parser(commands: Any) -> None:
     """Register `backtest` on the `tradingsystem` subcommands."""
     parser = commands.add_parser(
         "backtest",
         help="run a strategy over historical data (or a grid of its parameters)",
         description=__doc__.split("\n")[0],
+        formatter_class=_DefaultsHelpFormatter,
     )
-    parser.add_argument("--strategy", required=True, help="module:Class or path/file.py:Class")
+    parser.add_argument(
+        "--strategy",
+        required=True,
+        help="a built-in's name (sma_cross, breakout, mean_reversion, onnx), module:Class or "
+        "path/file.py:Class",
+    )
     parser.add_argument(
         "--data", required=True, nargs="+", type=Path, help="CSV or Parquet file(s)"
     )
@@ -60,6 +85,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--report", type=Path, help="write an HTML report here")
+    parser.add_argument("--trades-csv", type=Path, help="write the round trips here, as CSV")
     parser.add_argument(
         "--grid",
         action="append",
@@ -71,11 +97,23 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--workers", type=int, help="processes for a sweep (default: CPUs)")
     settings = parser.add_argument_group("backtest settings (BacktestConfig)")
     for name, field in BacktestConfig.model_fields.items():
+        # Unset (None) unless given, so that --config's values stand; the help states the
+        # model's default (the formatter adds nothing to a help that already says "default").
+        default = "" if field.default is None else f"(default: {field.default})"
+        if field.annotation is bool:
+            settings.add_argument(
+                f"--{name.replace('_', '-')}",
+                dest=f"setting_{name}",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{field.description} {default}".strip(),
+            )
+            continue
         settings.add_argument(
             f"--{name.replace('_', '-')}",
             dest=f"setting_{name}",
             metavar=name.upper(),
-            help=field.description,
+            help=f"{field.description} {default}".strip(),
         )
     parser.set_defaults(handler=main)
     research.add_subcommands(parser)  # search, walk-forward: their own module
@@ -128,7 +166,7 @@ def main(args: argparse.Namespace) -> int:
     if (code := research.dispatch(args)) is not None:
         return code
     # Here, not at the top: `tradingsystem run` should not pay for pyarrow's import.
-    from components.backtest import data, report, results
+    from components.backtest import data, report, results, stats
     from components.backtest.engine import Backtest
     from components.strategy.base import load_strategy
 
@@ -148,9 +186,11 @@ def main(args: argparse.Namespace) -> int:
         quiet=args.json,
     )
     elapsed = time.perf_counter() - loaded
-    result = results.summary(run, params)
+    result = results.summary(run, params, stats.closes_of(events))
     if args.report is not None:
         args.report.write_text(report.render(result))
+    if args.trades_csv is not None:
+        args.trades_csv.write_text(results.trades_csv(result))
     if args.json:
         print(results.to_json(result))
         return EXIT_OK
@@ -182,15 +222,22 @@ def _print_stats(
     from rich.console import Console
     from rich.table import Table
 
-    from components.backtest.report import format_value
+    from components.backtest import stats
 
     table = Table(title=f"Backtest of {result['strategy']}", title_justify="left")
-    table.add_column("statistic")
+    table.add_column("figure")
     table.add_column("value", justify="right")
+    table.add_column("definition", style="dim")
     for name, value in result["stats"].items():
-        table.add_row(name, format_value(value))
+        definition = stats.FIGURES[name].definition if name in stats.FIGURES else ""
+        table.add_row(name, stats.display(name, value), definition)
     console = Console()
     console.print(table)
+    console.print(
+        "Returns: simple per-bar returns, annualized with periods_per_year, risk-free 0; "
+        "profit factor in money; trade figures over closed trades (open: open_pnl).",
+        highlight=False,
+    )
     rate = events / run_s if run_s > 0 else float("inf")
     console.print(
         f"{events:,} events: loaded in {load_s:.2f} s, run in {run_s:.2f} s ({rate:,.0f}/s)."
@@ -206,7 +253,6 @@ def _sweep(
     risk: RiskConfig | None,
 ) -> int:
     from components.backtest import stats, sweep
-    from components.backtest.report import format_value
 
     grid = _grid(args.grid)
     known = set(stats.STAT_NAMES)
@@ -251,6 +297,8 @@ def _sweep(
     for name in shown:
         table.add_column(name, justify="right")
     for point, figures in rows:
-        table.add_row(*(str(point[n]) for n in grid), *(format_value(figures[s]) for s in shown))
+        table.add_row(
+            *(str(point[n]) for n in grid), *(stats.display(s, figures[s]) for s in shown)
+        )
     Console().print(table)
     return EXIT_OK

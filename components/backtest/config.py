@@ -64,7 +64,8 @@ class BacktestConfig(BaseModel):
     close_at_end: bool = Field(
         True,
         description="Close open positions at the last price (intents still waiting for a next "
-        "open are dropped).",
+        "open are dropped); if not, they stay open and are reported apart (open_positions, "
+        "open_pnl, in net_pnl).",
     )
     max_position: Positive | None = Field(
         None, description="The risk manager's max_position limit (shares); none if unset."

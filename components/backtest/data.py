@@ -10,11 +10,25 @@ case-insensitively; which columns are present says what the file holds:
 
 plus an optional `symbol` column (else every row is `symbol`, by default the file's name in
 capitals, without what a ticker cannot hold: `spy_daily.csv` is SPYDAILY). The time column is
-`timestamp`, `time`, `datetime` or `date`, ISO 8601 text (a time without an offset is UTC) or a
-Parquet timestamp, or `ts_ns`, integer nanoseconds since the epoch.
+`timestamp`, `time`, `datetime` or `date` (in any case), ISO 8601 text (a time without an offset
+is UTC) or a Parquet timestamp, or `ts_ns`, integer nanoseconds since the epoch; failing those, the
+first column when it has no name (`frame.to_csv()` of a frame indexed by time, as backtesting.py's
+sample data). The formats people have load as they are:
+
+    pandas export   ,Open,High,Low,Close,Volume        (unnamed index column of dates)
+    Yahoo           Date,Open,High,Low,Close,Adj Close,Volume
+    yfinance        Price,Close,...  /  Ticker,MSFT,...  /  Date,,,...   (three header rows; the
+                    tickers row gives the symbol)
+
+Yahoo's `Adj Close` is read by no one: it is back-adjusted for later splits and dividends, so it
+matches neither the open, high and low of its row nor the prices that traded; a bar keeps `Close`.
+
 A bar's time is its open; it closes one timeframe later: the one a `timeframe` column names
 (`86400s`, as `tradingsystem data fetch` writes it, see `marketdata.parquet`), else the smallest gap
-between two bars of a symbol, unless given.
+between two bars of a symbol, unless given. Daily bars stamped at midnight UTC (a date, as most
+daily files are) and without a `timeframe` column are sessions named by that date: each closes
+at the last nanosecond of its own date, so its equity point and the exits it triggers carry the
+session's date, not the next day's (Friday's bar does not close on Saturday).
 
 Prices stay exact: CSV text becomes `Decimal` as written, a Parquet float through its shortest
 repr (`money.to_decimal`). A row with a price that is not a finite positive number, a negative
@@ -46,6 +60,8 @@ BAR_COLUMNS = ("open", "high", "low", "close")
 QUOTE_COLUMNS = ("bid_price", "bid_size", "ask_price", "ask_size")
 TRADE_COLUMNS = ("price", "size")
 NS = 1_000_000_000
+DAY_NS = 86_400 * NS
+UNNAMED = ("", "unnamed: 0")  # pandas' index column, as written and as read back and rewritten
 
 
 def load(
@@ -116,16 +132,35 @@ def _read(path: Path) -> pa.Table:
         if path.suffix.lower() in {".parquet", ".pq"}:
             return pyarrow.parquet.read_table(path)
         if path.suffix.lower() == ".csv":
-            # Every column as text: prices become Decimal exactly as written.
-            with path.open("rb") as source:
-                header = source.readline().decode("utf-8-sig").strip().split(",")
-            options = pyarrow.csv.ConvertOptions(
-                column_types={name.strip().strip('"'): pa.string() for name in header}
-            )
-            return pyarrow.csv.read_csv(path, convert_options=options)
+            return _read_csv(path)
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from exc
     raise DataError(f"{path}: unknown format {path.suffix!r} (expected .csv or .parquet)")
+
+
+def _read_csv(path: Path) -> pa.Table:
+    """A CSV file with every column as text, so that prices become `Decimal` as written."""
+    with path.open("rb") as source:
+        lines = [source.readline().decode("utf-8-sig").strip() for _ in range(3)]
+    header = [name.strip().strip('"') for name in lines[0].split(",")]
+    tickers = lines[1].split(",")
+    read = pyarrow.csv.ReadOptions()
+    symbols: list[str] = []
+    if header[:1] == ["Price"] and tickers[:1] == ["Ticker"] and lines[2].startswith("Date,"):
+        # yfinance: `Price,<field>...`, `Ticker,<ticker>...`, `Date,,...`, then the rows.
+        header[0] = "Date"
+        symbols = sorted({ticker.strip() for ticker in tickers[1:] if ticker.strip()})
+        if len(symbols) > 1:
+            raise DataError(
+                f"{path}: a yfinance download of several tickers ({', '.join(symbols)}); "
+                "save one ticker per file"
+            )
+        read = pyarrow.csv.ReadOptions(skip_rows=3, column_names=header)
+    options = pyarrow.csv.ConvertOptions(column_types={name: pa.string() for name in header})
+    table = pyarrow.csv.read_csv(path, read_options=read, convert_options=options)
+    if symbols and "symbol" not in {name.lower() for name in header}:
+        table = table.append_column("symbol", pa.array(symbols * table.num_rows, pa.string()))
+    return table
 
 
 def _times(table: pa.Table, columns: dict[str, str], where: str) -> list[int]:
@@ -136,8 +171,13 @@ def _times(table: pa.Table, columns: dict[str, str], where: str) -> list[int]:
         except (TypeError, ValueError) as exc:
             raise DataError(f"{where}: ts_ns: not an integer of nanoseconds: {exc}") from exc
     name = next((columns[n] for n in TIME_COLUMNS if n in columns), None)
+    if name is None and table.column_names and table.column_names[0].strip().lower() in UNNAMED:
+        name = table.column_names[0]
     if name is None:
-        raise DataError(f"{where}: no time column (one of ts_ns, {', '.join(TIME_COLUMNS)})")
+        raise DataError(
+            f"{where}: no time column (one of ts_ns, {', '.join(TIME_COLUMNS)}, or an unnamed "
+            f"first column); found: {', '.join(table.column_names)}"
+        )
     data = table.column(name)
     if pa.types.is_timestamp(data.type) or pa.types.is_date(data.type):
         unit = data.type.unit if pa.types.is_timestamp(data.type) else None
@@ -184,10 +224,15 @@ def _bars(
     vwaps = column("vwap") if "vwap" in columns else [None] * rows
     counts = column("trade_count") if "trade_count" in columns else [0] * rows
     _check_increasing(times, symbols, where)
-    if timeframe_s is None and "timeframe" in columns:
+    named = timeframe_s is None and "timeframe" in columns
+    if named:
         timeframe_s = _named_timeframe_s(column("timeframe"), where)
     step_ns = _timeframe_ns(times, symbols, where) if timeframe_s is None else timeframe_s * NS
     timeframe = f"{step_ns // NS}s"
+    # Sessions named by their date close within it (see the module's docstring); bars that name
+    # their timeframe were aggregated here, and close one timeframe after their open.
+    sessions = not named and step_ns == DAY_NS and all(ts % DAY_NS == 0 for ts in times)
+    length_ns = step_ns - 1 if sessions else step_ns
     price, size = money.to_price, money.to_size
     bars: list[Event] = []
     for row in range(rows):
@@ -213,7 +258,7 @@ def _bars(
                 vwap=c if vwap in (None, "") else _number(price, vwap, "vwap", where, row),
                 trade_count=int(counts[row] or 0),
                 ts_open_ns=times[row],
-                ts_close_ns=times[row] + step_ns,
+                ts_close_ns=times[row] + length_ns,
             )
         )
     return bars

@@ -29,6 +29,14 @@ PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+def _known_zone(zone: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {zone!r}") from None
+    return zone
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -40,6 +48,14 @@ def cel_rule(rule: str, message: str, field: str | None = None) -> dict[str, Any
     if field is not None:
         validation["fieldPath"] = field
     return {"x-kubernetes-validations": [validation]}
+
+
+def transition_rule(rule: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """A rule on a change (CEL reading `oldSelf`), which the API server checks on an update
+    only: what a cluster cannot do to a running system (a volume's size or class) is refused
+    when the spec is written, not later on the child, where the system would sit in
+    ApplyFailed. No model validator mirrors it: a model sees one version of the spec."""
+    return cel_rule(rule, message, field)
 
 
 class BrokerConfig(_Model):
@@ -118,7 +134,22 @@ class AlpacaFeedConfig(_Model):
         60,
         gt=0,
         le=3600,
-        description="A connection that delivers nothing for this long is treated as dead.",
+        description=(
+            "No data frame (trade, quote or bar) for this long while the symbols are expected "
+            "to trade is a silent socket: reconnect, then fail over to the backup. Pings, pongs "
+            "and control messages do not count as data."
+        ),
+    )
+    trading_hours: str | None = Field(
+        None,
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",
+        description=(
+            "Local HH:MM-HH:MM, Monday to Friday, in which the subscribed symbols are expected "
+            "to trade, so that silence counts (e.g. 09:30-16:00); unset: always expected."
+        ),
+    )
+    trading_timezone: str = Field(
+        "America/New_York", description="IANA time zone of trading_hours."
     )
     heartbeat_s: float = Field(
         10, gt=0, le=300, description="WebSocket ping interval; no pong in half of it is a drop."
@@ -134,6 +165,18 @@ class AlpacaFeedConfig(_Model):
     max_frame_bytes: int = Field(
         1 << 20, ge=1024, description="Larger frames are dropped (and counted) unread."
     )
+
+    @pydantic.field_validator("trading_timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        return _known_zone(zone)
+
+    @pydantic.field_validator("trading_hours")
+    @classmethod
+    def _hours_in_order(cls, hours: str | None) -> str | None:
+        if hours is not None and hours[:5] >= hours[6:]:
+            raise ValueError(f"must start before it ends, within one day (was {hours!r})")
+        return hours
 
     @property
     def stream_url(self) -> str:
@@ -303,11 +346,7 @@ class SessionConfig(_Model):
     @pydantic.field_validator("timezone")
     @classmethod
     def _known_zone(cls, zone: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r}") from None
-        return zone
+        return _known_zone(zone)
 
 
 class BreakerConfig(_Model):
@@ -464,6 +503,16 @@ class AlpacaVenueConfig(_Model):
         le=300,
         description="How often open orders are polled while the trade_updates stream is down.",
     )
+    silence_timeout_s: float = Field(
+        15,
+        gt=0,
+        le=3600,
+        description=(
+            "While any order works, no trade_updates data frame for this long (pings and pongs "
+            "do not count) makes the engine poll the working orders over REST; if the poll finds "
+            "an update the stream never sent, the stream is reconnected."
+        ),
+    )
 
 
 class RetryConfig(_Model):
@@ -514,8 +563,23 @@ class AlgoConfig(_Model):
 
 
 class ExecutionConfig(_Model):
+    model_config = ConfigDict(
+        json_schema_extra=transition_rule(
+            "self.venue != 'alpaca-live' || oldSelf.venue == 'alpaca-live' || self.live_confirmed",
+            "switching a running system to alpaca-live (real money) needs "
+            "execution.live_confirmed: true in the same change",
+            field=".venue",
+        )
+    )
+
     venue: Literal["simulated", "alpaca-paper", "alpaca-live"] = Field(
         "simulated", description="Where orders are sent."
+    )
+    live_confirmed: bool = Field(
+        False,
+        description="Set to true in the change that moves a running TradingSystem to "
+        "alpaca-live: the API server refuses that switch without it, so that real money is "
+        "never traded by an edit made for paper.",
     )
     simulated: SimulatedVenueConfig = Field(default_factory=SimulatedVenueConfig)
     alpaca: AlpacaVenueConfig = Field(default_factory=AlpacaVenueConfig)
@@ -632,9 +696,29 @@ class PodsConfig(_Model):
 
 
 class StorageConfig(_Model):
-    """The volumes (PVCs) that hold risk's state log and execution's order log."""
+    """The volumes (PVCs) that hold risk's state log and execution's order log. A PVC may grow
+    (where its class allows expansion) but never shrink or change class: both are refused when
+    the TradingSystem is updated (`quantity` is the Kubernetes CEL quantity library, 1.29+)."""
 
-    size: Quantity = Field("1Gi", description="Size of each volume.")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                *transition_rule(
+                    "quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0",
+                    "volumes cannot shrink (a PVC's storage request may only grow)",
+                    field=".size",
+                )["x-kubernetes-validations"],
+                *transition_rule(
+                    "(has(self.storage_class) ? self.storage_class : '')"
+                    " == (has(oldSelf.storage_class) ? oldSelf.storage_class : '')",
+                    "is fixed once the volumes exist (a PVC's class cannot change)",
+                    field=".storage_class",
+                )["x-kubernetes-validations"],
+            ]
+        }
+    )
+
+    size: Quantity = Field("1Gi", max_length=32, description="Size of each volume.")
     storage_class: str | None = Field(
         None,
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
@@ -693,6 +777,16 @@ class TradingSystemSpec(_Model):
         description=(
             "After the breaker trips: manual keeps the system halted (spec.halted is set) until "
             "someone clears spec.halted; automatic resumes once the breaker is half-open or closed."
+        ),
+    )
+    breaker_stale_after_s: float = Field(
+        30,
+        ge=1,
+        le=3600,
+        description=(
+            "On Kubernetes the risk manager refreshes its breaker report every third of this; a "
+            "report older than this (before the first one: the system's age) means the breaker "
+            "is unknown, and execution is halted (reason BreakerStale) until reports return."
         ),
     )
     image: str | None = Field(
@@ -775,9 +869,32 @@ def load_spec(path: str | Path) -> tuple[str, TradingSystemSpec]:
     """Read a YAML (or JSON) file holding a spec or a manifest."""
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror}"]) from exc
+    try:
+        # Strictly UTF-8 (YAML 1.2's and JSON's encoding), whatever the locale says.
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        problem = f"byte 0x{data[exc.start]:02x} at offset {exc.start}: {exc.reason}"
+        raise ConfigError(
+            str(path), [f"line {line}, column {column}: not UTF-8 text ({problem})"]
+        ) from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control one)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        problem = (
+            f"{exc.reason} (#x{exc.character:04x})"
+            if isinstance(exc.character, int)
+            else exc.reason
+        )
+        raise ConfigError(
+            str(path), [f"line {line}, column {column}: not valid YAML: {problem}"]
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

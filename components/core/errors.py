@@ -5,8 +5,10 @@
     ├── CodecError(ValueError)         a wire message cannot be decoded
     ├── InvalidPriceError(ValueError)  a price or quantity is NaN, infinite, zero or negative
     ├── FillRejected(ValueError)       a fill the position book cannot take (nothing changed)
-    ├── CorruptLogError(ValueError)    a journal line other than the last is damaged
+    ├── CorruptLogError(ValueError)    a journal is damaged or has a gap in its records
+    │   └── CorruptLineError           a complete line fails its CRC or its decoding: where
     ├── DataError(ValueError)          a market-data file is unreadable or has a bad row
+    ├── RequestError(ValueError)       an HTTP request's body is not what its endpoint takes (400)
     ├── BusError(ConnectionError)      the broker cannot be reached or a request timed out
     └── KubeApiError(ConnectionError)  the Kubernetes API refused or failed a request
 
@@ -15,6 +17,7 @@ Foreign errors (pydantic, msgspec, zmq) are translated once at the boundary with
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 
@@ -54,11 +57,28 @@ class FillRejected(TradingSystemError, ValueError):
 
 
 class CorruptLogError(TradingSystemError, ValueError):
-    """A line of a journal (state log, order log) other than the last fails its check."""
+    """A journal (state log, order log) cannot be replayed: a damaged line, or records missing."""
+
+
+class CorruptLineError(CorruptLogError):
+    """A complete line of a journal (its newline written) fails its CRC or cannot be decoded.
+
+    Every line was fsynced before it was acted on, so it may hold a confirmed fill: it is never
+    skipped. `path`, `line` (from 1) and `offset` (of its first byte) say where it is;
+    `tradingsystem state DIR --repair` moves it and everything after it aside.
+    """
+
+    def __init__(self, path: os.PathLike[str], line: int, offset: int, problem: str) -> None:
+        self.path, self.line, self.offset, self.problem = path, line, offset, problem
+        super().__init__(f"journal {path}: line {line} is corrupt: {problem} (at byte {offset})")
 
 
 class DataError(TradingSystemError, ValueError):
     """A market-data file (a backtest's input) cannot be read, or a row of it is invalid."""
+
+
+class RequestError(TradingSystemError, ValueError):
+    """An HTTP request's body is not UTF-8 JSON, or not what its endpoint takes: answered 400."""
 
 
 class BusError(TradingSystemError, ConnectionError):

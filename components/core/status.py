@@ -9,6 +9,7 @@ the Condition shape of `metav1.Condition`, so that `kubectl wait --for=condition
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -61,6 +62,14 @@ class BreakerStatus(_Status):
     reported_by: Literal["risk", "poll"] = Field(
         "risk", description="risk: patched by the risk manager; poll: read from its /status."
     )
+    heartbeat_ns: int = Field(
+        0,
+        ge=0,
+        description=(
+            "When the risk manager was last heard (its report, or an answered poll); refreshed "
+            "every third of spec.breaker_stale_after_s even when nothing changes. 0: never."
+        ),
+    )
 
     @classmethod
     def from_risk(cls, breaker: Mapping[str, Any], reported_by: str) -> BreakerStatus:
@@ -79,6 +88,7 @@ class BreakerStatus(_Status):
                 "since_ns": breaker.get("since_ns") or 0,
                 "history": history[-HISTORY_LENGTH:],
                 "reported_by": reported_by,
+                "heartbeat_ns": time.time_ns(),
             }
         )
 

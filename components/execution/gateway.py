@@ -46,6 +46,7 @@ class SubmitFailed(VenueError):
 
 class GatewayMetrics:
     def __init__(self, registry: prom.CollectorRegistry) -> None:
+        self.registry = registry
         self.retries = prom.Counter(
             "execution_retries",
             "Venue requests tried again, by what went wrong.",
@@ -93,6 +94,8 @@ class Gateway:
         self.limiter = limiter
         self.backoff = backoff
         self.metrics = metrics
+        # The venue's own metrics (its stream, its polls) go where the gateway's go.
+        venue.register_metrics(metrics.registry)
         self.sleep = sleep
         self.clock = clock
 
@@ -106,8 +109,6 @@ class Gateway:
         """Count the failure and wait before attempt `attempt + 1`."""
         retry_after = exc.retry_after_s if isinstance(exc, VenueUnavailable) else None
         delay_s = self.backoff.delay(attempt, retry_after)
-        if isinstance(exc, RateLimited):
-            self.limiter.pause_until(self.clock() + delay_s)  # the limit is the venue's, for all
         self.metrics.retries.labels(_reason(exc)).inc()
         log.warning(
             "While %s at %s: %s; attempt %d failed, retry in %.3f s.",
@@ -117,6 +118,11 @@ class Gateway:
             attempt + 1,
             delay_s,
         )
+        if isinstance(exc, RateLimited):
+            # The limit is the venue's, for every request: the limiter holds them all until the
+            # reset and then releases them at its rate; this one waits there with the others.
+            self.limiter.pause_until(self.clock() + delay_s)
+            return
         await self.sleep(delay_s)
 
     async def request(self, what: str, call: Callable[[], Awaitable[T]]) -> T:

@@ -65,6 +65,11 @@ class ExecutionMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.unknown_outcome = prom.Gauge(
+            "execution_orders_unknown_outcome",
+            "Orders still working at shutdown whose outcome the venue did not tell in time.",
+            registry=registry,
+        )
         self.submit_latency = prom.Histogram(
             "execution_submit_seconds",
             "From an order's arrival at execution to the venue's acknowledgement.",

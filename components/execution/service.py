@@ -24,13 +24,18 @@ On start, before it takes any order, it reconciles every order of its log that w
 with the venue (by client order id), and loads the venue's open orders and positions; orders then
 wait until the risk manager has said where its breaker stands (`risk.state`), and are refused if
 it says nothing in time. While the breaker is open it refuses new orders. On shutdown (SIGTERM) it
-cancels whatever is still working at the venue, within `cancel_timeout_s`, and publishes the
-outcome, so a stopped engine leaves no orders behind.
+cancels whatever is still working at the venue, all at once within the rate limit, then fetches
+each order's final state from the venue and applies what it shows (a fill that beat the cancel
+counts like any other), all within `cancel_timeout_s`; an order whose outcome it could not learn
+is named (log line, `execution_orders_unknown_outcome`, `/status`), never left silently pending.
+Its last log line carries the venue's own positions (`venue_final`), which the closing check of
+`tradingsystem run` compares with the risk manager's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -70,6 +75,8 @@ APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
 RESEND_AFTER_S = 1.0  # a fill not confirmed this long after it was sent is sent again
 UNRESOLVED_RETRY_S = 2.0  # how often orders of unknown fate are looked up again
 HOLD_FOR_RISK_STATE_S = 3.0  # at start, orders wait this long for the risk manager's breaker
+FINAL_STATE_POLL_S, FINAL_STATE_POLL_MAX_S = 0.1, 1.0  # lookups of orders at shutdown, doubling
+FINAL_POSITIONS_TIMEOUT_S = 2.0  # bound on the last positions query at shutdown
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,48}$")  # Alpaca allows up to 48 characters
 
 
@@ -109,6 +116,7 @@ class ExecutionEngine(Component):
         # may have been sent before the risk manager saw it (only the last RESEND_AFTER_S kept).
         self._final_sent_at: dict[str, float] = {}
         self._unresolved: set[str] = set()  # sent, fate unknown: looked up again later
+        self._unknown_outcome: list[str] = []  # working at shutdown, and how they ended unknown
         self._tasks: set[asyncio.Task[None]] = set()
         # Asks the risk manager to check a child order (set in `run`, or by a test).
         self.check_signal: Callable[[CheckSignal], Awaitable[SignalChecked]] | None = None
@@ -117,6 +125,7 @@ class ExecutionEngine(Component):
         """Open the order log under the data directory: every id in it is spent."""
         path = self.settings.data_dir / orderlog.ORDER_LOG_NAME
         self._log, self.orders = orderlog.OrderLog.restore(path)
+        self.venue.keep_state_in(self.settings.data_dir)
         log.info(
             "Execution restored %d order(s), %d not terminal, from %s.",
             len(self.orders.states),
@@ -164,46 +173,109 @@ class ExecutionEngine(Component):
             tasks.create_task(self._resolve_unknown())
 
     async def close(self) -> None:
-        """Cancel what is still working, within `cancel_timeout_s`; then close the log."""
+        """Cancel what is still working and learn how each order ended, within
+        `cancel_timeout_s`; name what stays unknown; say what the venue holds; close the log."""
         for task in list(self._tasks):
             task.cancel()
         if self._log is not None and self._publisher is not None:
+            timeout_s = self.spec.execution.cancel_timeout_s
+            working = sorted(self.orders.open)
+            # The run's report forwarder is gone with `run`: outcomes arrive through this one.
+            forwarder = asyncio.create_task(self._forward_reports())
             try:
-                async with asyncio.timeout(self.spec.execution.cancel_timeout_s):
+                async with asyncio.timeout(timeout_s):
                     await self.cancel_working()
             except TimeoutError:
                 log.error(
-                    "Orders still working after %g s of cancelling: %s.",
-                    self.spec.execution.cancel_timeout_s,
-                    ", ".join(sorted(self.orders.open)),
+                    "Cancelling and looking up %d working order(s) at %s took more than %g s.",
+                    len(working),
+                    self.venue.name,
+                    timeout_s,
                 )
+            positions_known = await self._final_positions()
+            forwarder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await forwarder
+            self._name_unknown(working)
+            self._log_venue_final(positions_known)
         await self.venue.close()
         if self._log is not None:
             self._log.close()
             self._log = None
 
     async def cancel_working(self) -> None:
-        """Ask the venue to cancel every working order and wait for each outcome."""
+        """Ask the venue to cancel every working order, all at once (the rate limiter paces
+        them), then ask it how each one ended until every one has. Reports and lookups alike
+        go through `on_report`, so a fill that beat its cancel is applied like any other."""
         working = [s for s in self.orders.states.values() if not s.terminal]
         for state in working:
             if state.status is not OrderStatus.PENDING_CANCEL:
                 self._publish_update(
                     state.force(OrderStatus.PENDING_CANCEL, "shutdown", time.time_ns())
                 )
-            try:
-                await self.gateway.request(
-                    f"cancelling order {state.client_order_id}",
-                    lambda cid=state.client_order_id: self.venue.cancel(cid),
+        await asyncio.gather(*(self._cancel_one(s.client_order_id) for s in working))
+        pause_s = FINAL_STATE_POLL_S
+        while still := [s.client_order_id for s in working if not s.terminal]:
+            # Not only the cancel's report: a submit cut short may never have reached the venue,
+            # a venue reports nothing about an order it does not have, and a stream may be gone.
+            await asyncio.gather(*(self._reconcile_one(cid) for cid in still))
+            if any(not s.terminal for s in working):
+                await asyncio.sleep(pause_s)  # a cancel the venue acknowledged is on its way
+                pause_s = min(2 * pause_s, FINAL_STATE_POLL_MAX_S)
+
+    async def _cancel_one(self, client_order_id: str) -> None:
+        try:
+            await self.gateway.request(
+                f"cancelling order {client_order_id}", lambda: self.venue.cancel(client_order_id)
+            )
+        except Exception as exc:  # its lookup says how it ended
+            log.error("Could not cancel order %s at %s: %s.", client_order_id, self.venue.name, exc)
+
+    async def _final_positions(self) -> bool:
+        """Ask the venue for its positions one last time (for the closing check); whether it
+        answered."""
+        try:
+            async with asyncio.timeout(FINAL_POSITIONS_TIMEOUT_S):
+                self.venue_positions = await self.gateway.request(
+                    "listing positions", self.venue.positions
                 )
-            except VenueError as exc:
-                log.error("Could not cancel order %s: %s.", state.client_order_id, exc)
-        # An order whose submit was cut short may never have reached the venue, and a venue
-        # reports nothing about an order it does not have: ask it about each one.
-        for state in working:
-            if not state.terminal:
-                await self._reconcile_one(state.client_order_id)
-        while any(not s.terminal for s in working):
-            self.on_report(await self.venue.reports.get())
+        except Exception as exc:
+            log.error("Could not list the positions at %s at shutdown: %r.", self.venue.name, exc)
+            return False
+        return True
+
+    def _name_unknown(self, working: list[str]) -> None:
+        """Every order of `working` that did not end: its outcome at the venue is unknown."""
+        unknown = sorted(cid for cid in working if not self.orders.states[cid].terminal)
+        self._unknown_outcome = unknown
+        self.metrics.unknown_outcome.set(len(unknown))
+        if unknown:
+            log.error(
+                "Shutdown left %d order(s) of unknown outcome at %s (pending cancel here; the "
+                "next start looks them up): %s.",
+                len(unknown),
+                self.venue.name,
+                ", ".join(unknown),
+            )
+
+    def _log_venue_final(self, positions_known: bool) -> None:
+        """The last word of the engine: what the venue holds, as the venue said it (the
+        closing check of `tradingsystem run` reads this line's `venue_final` field)."""
+        positions = {s: str(q) for s, q in sorted(self.venue_positions.items())}
+        log.info(
+            "Execution stopped; %s %s %s.",
+            self.venue.name,
+            "holds" if positions_known else "did not answer; last known positions",
+            positions,
+            extra={
+                "venue_final": {
+                    "venue": self.venue.name,
+                    "positions": positions,
+                    "positions_known": positions_known,
+                    "unknown_outcome_orders": self._unknown_outcome,
+                }
+            },
+        )
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -243,11 +315,11 @@ class ExecutionEngine(Component):
         state = self.orders.states[client_order_id]
         try:
             report = await self.gateway.find(client_order_id)
-        except VenueError as exc:
+        except Exception as exc:  # a venue error, or an answer that could not be read
             self.metrics.reconciliations.labels("error").inc()
             self._unresolved.add(client_order_id)
             log.error(
-                "Could not look up order %s at %s: %s.", client_order_id, self.venue.name, exc
+                "Could not look up order %s at %s: %r.", client_order_id, self.venue.name, exc
             )
             return
         self._unresolved.discard(client_order_id)
@@ -524,7 +596,16 @@ class ExecutionEngine(Component):
 
     async def _forward_reports(self) -> None:
         while True:
-            self.on_report(await self.venue.reports.get())
+            report = await self.venue.reports.get()
+            try:
+                self.on_report(report)
+            except Exception:  # one bad report must not stop the ones behind it
+                self.metrics.invalid_reports.inc()
+                log.exception(
+                    "Skipped a report from %s about order %s that failed to apply.",
+                    self.venue.name,
+                    report.client_order_id,
+                )
 
     def on_report(self, report: Report) -> None:
         """Apply one venue report to its order; log, then publish, what it changed."""
@@ -658,6 +739,7 @@ class ExecutionEngine(Component):
             "known_orders": len(self.orders.states),
             "open_orders": sorted(self.orders.open),
             "unresolved_orders": sorted(self._unresolved),
+            "unknown_outcome_orders": self._unknown_outcome,
             "unconfirmed_fills": sorted(self.orders.unconfirmed),
             "venue_positions": {s: str(q) for s, q in sorted(self.venue_positions.items())},
             "algo_parents": {

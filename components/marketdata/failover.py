@@ -1,9 +1,10 @@
 """Failover between a primary feed with a connection and a backup feed.
 
-The backup starts when the primary has not been SUBSCRIBED for `takeover_after_s` (down,
-reconnecting, or FAILED for good), and is stopped when the primary is SUBSCRIBED again: the primary
-is preferred whenever it works. Only the active feed's events go downstream; the other's are
-counted in `standby_events` and discarded.
+The backup starts when the primary has not been SUBSCRIBED and delivering for `takeover_after_s`
+(down, reconnecting, FAILED for good, or subscribing again and again on a socket that stays mute:
+see `connection.Connection.went_silent`), and is stopped when the primary is subscribed and
+delivering data again: the primary is preferred whenever it works. Only the active feed's events
+go downstream; the other's are counted in `standby_events` and discarded.
 
 This class decides who speaks; it does not vouch for order. Across a switch the two feeds' clocks
 and backlogs differ, so the service's `validation.Validator` (per symbol and kind: never backwards,
@@ -107,8 +108,8 @@ class FailoverFeed:
             self._backup_task = asyncio.create_task(
                 self._pump(self.backup), name="marketdata.backup"
             )
-        elif self.on_backup and connection.subscribed:
-            self._switch(self.primary.name, f"{self.primary.name} is subscribed again")
+        elif self.on_backup and connection.delivering:
+            self._switch(self.primary.name, f"{self.primary.name} is delivering again")
             if self._backup_task is not None:
                 self._backup_task.cancel()
                 self._backup_task = None

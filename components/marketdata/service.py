@@ -12,7 +12,9 @@ a trace of its own.
 Every event passes `validation.Validator` before anything else sees it; a dropped one is counted
 in `marketdata_events_dropped{reason}` and logged (bounded). A network feed's connection state is
 the `marketdata_feed_state` gauge and a `/ready` check; with a backup feed configured, `/ready`
-also passes while the backup is serving.
+also passes while the backup is serving. Every session that ends is counted in
+`marketdata_feed_disconnects{feed,reason}`; `silence` is a socket that delivered no data frame
+for `silence_timeout_s` during trading hours, however many pongs it sent.
 
 When a replay without `loop` reaches the end of its file, the component closes its open bars and
 idles: it stays up, reports `finished` in `/status`, and keeps serving its metrics. A network feed
@@ -100,6 +102,13 @@ class MarketDataMetrics:
             "marketdata_feed_reconnects",
             "Times the network feed lost its connection and began to reconnect.",
             ["feed"],
+            registry=registry,
+        )
+        self.disconnects = prom.Counter(
+            "marketdata_feed_disconnects",
+            "Sessions of the network feed that ended, by reason (silence: no data frame for "
+            "silence_timeout_s while the symbols trade, pongs or not).",
+            ["feed", "reason"],
             registry=registry,
         )
         self.gap = prom.Histogram(
@@ -222,9 +231,13 @@ class MarketData(Component):
         gauge = self.metrics.feed_state.labels(connection.name)
         reconnects = self.metrics.reconnects.labels(connection.name)
         gap = self.metrics.gap.labels(connection.name)
+        for reason in ("silence", "closed"):  # zeros from the start: alerts can rate() them
+            self.metrics.disconnects.labels(connection.name, reason)
 
         def changed(old: ConnectionState, new: ConnectionState) -> None:
             gauge.state(new.value)
+            if new in (ConnectionState.RECONNECTING, ConnectionState.FAILED) and old is not new:
+                self.metrics.disconnects.labels(connection.name, connection.reason or "other").inc()
             if new is ConnectionState.RECONNECTING and old is not new:
                 reconnects.inc()
             if old is ConnectionState.SUBSCRIBED and new is not old:
@@ -386,14 +399,15 @@ class MarketData(Component):
         if not getattr(feed, "on_backup", False):
             return False
         backup_connection = getattr(feed.backup, "connection", None)
-        return backup_connection is None or backup_connection.subscribed
+        return backup_connection is None or backup_connection.delivering
 
     def readiness(self) -> dict[str, bool]:
         # A replay that has finished did its job: not ready would read as a fault.
         checks = {**super().readiness(), "feed": self.feed_state in ("running", "finished")}
         connection = self._connection()
         if connection is not None:
-            checks["feed.connection"] = connection.subscribed or self._backup_serving()
+            # Subscribed is not enough: a mute socket stays subscribed (see `connection`).
+            checks["feed.connection"] = connection.delivering or self._backup_serving()
         return checks
 
     def _last_prices(self) -> dict[str, dict[str, str]]:

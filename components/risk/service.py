@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import os
 import time
@@ -28,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from components.core import topics, wire
+from components.core.errors import RequestError
 from components.core.events import (
     CheckSignal,
     Fill,
@@ -41,6 +41,7 @@ from components.core.events import (
 from components.risk import breaker, kube_status, lifecycle, limits, records, statelog
 from components.risk.engine import RiskEngine
 from components.risk.metrics import RiskMetrics
+from components.runtime import server
 from components.runtime.bus import Publisher, Subscriber
 from components.runtime.component import Component
 
@@ -63,7 +64,11 @@ class RiskManager(Component):
         self._publisher: Publisher | None = None
         self._admin_token = os.environ.get(ADMIN_TOKEN_ENV, "")
         # On Kubernetes only (TS_KUBE_NAMESPACE): the breaker reported to the operator.
-        self._kube = kube_status.from_environment(self.settings.system_name, self.registry)
+        self._kube = kube_status.from_environment(
+            self.settings.system_name,
+            self.registry,
+            heartbeat_s=self.spec.breaker_stale_after_s / 3,
+        )
 
     @property
     def state(self) -> statelog.LoggedState:
@@ -269,11 +274,11 @@ class RiskManager(Component):
         refused = self._authorized(request)
         if refused is not None:
             return refused
-        try:
-            body = await request.json() if request.can_read_body else {}
-        except json.JSONDecodeError:
-            return web.json_response({"error": "the body must be JSON"}, status=400)
-        reason = str(body.get("reason", "") if isinstance(body, dict) else "")[:MAX_REASON_CHARS]
+        body = await server.json_object(request)  # bad: 400 from the server, nothing tripped
+        reason = body.get("reason", "")
+        if not isinstance(reason, str):
+            raise RequestError(f"reason: must be a string (was {type(reason).__name__})")
+        reason = reason[:MAX_REASON_CHARS]
         self.engine.trip(breaker.Trigger.MANUAL, reason or "tripped by an admin", time.time_ns())
         return web.json_response(self.breaker_status())
 
@@ -281,6 +286,7 @@ class RiskManager(Component):
         refused = self._authorized(request)
         if refused is not None:
             return refused
+        await server.json_object(request)  # none expected; a garbled one: 400, nothing reset
         try:
             self.engine.reset("admin", time.time_ns())
         except OSError as exc:

@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from components.core.errors import CorruptLogError, FillRejected
+from components.core.errors import CorruptLineError, CorruptLogError, FillRejected
 from components.core.events import Order
 from components.risk.breaker import Breaker
 from components.risk.positions import Holding, PositionBook
@@ -78,6 +78,7 @@ __all__ = [
     "load_book",
     "read",
     "replay",
+    "replayed_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -336,6 +337,12 @@ def _read_snapshot(path: Path) -> Snapshot:
         raise ValueError(f"bad snapshot: {exc}") from exc
 
 
+def replayed_files(directory: Path, snapshot_seq: int) -> list[Path]:
+    """The segments a restore from snapshot `snapshot_seq` replays, in order, the active last."""
+    segments = [p for last, p in _numbered(directory, SEGMENT) if last > snapshot_seq]
+    return [*segments, directory / STATE_LOG_NAME]
+
+
 def _restore(directory: Path, initial_cash: Decimal) -> tuple[Restored, int]:
     """The state under `directory`, read-only; also the byte length of the active segment's
     good part (where a torn tail begins)."""
@@ -355,15 +362,16 @@ def _restore(directory: Path, initial_cash: Decimal) -> tuple[Restored, int]:
     if state is None:
         state = LoggedState(initial_cash)
     replayed = 0
-    segments = [p for last, p in _numbered(directory, SEGMENT) if last > snapshot_seq]
     active = directory / STATE_LOG_NAME
     torn, valid_bytes = 0, 0
-    for path in [*segments, active]:
-        content = read(path)
-        if path is active:
+    for path in replayed_files(directory, snapshot_seq):
+        content = read(path)  # raises `CorruptLineError` at a damaged complete line
+        if path == active:
             torn, valid_bytes = content.torn_lines, content.valid_bytes
         elif content.torn_lines:
-            raise CorruptLogError(f"state log segment {path}: the last line is damaged")
+            # An archived segment was whole when archived: a fragment at its end is damage.
+            line = len(content.records) + 1
+            raise CorruptLineError(path, line, content.valid_bytes, "no newline (truncated)")
         for line, record in enumerate(content.records, start=1):
             if 0 < record.seq <= state.seq:
                 continue  # already in the snapshot
@@ -419,16 +427,10 @@ class StateStore:
         directory.mkdir(parents=True, exist_ok=True)
         for leftover in directory.glob("*.tmp"):
             leftover.unlink()  # a snapshot a crash interrupted before its rename
-        restored, valid_bytes = _restore(directory, initial_cash)
-        active = directory / STATE_LOG_NAME
-        if restored.torn_lines:
-            log.warning(
-                "Cut the torn last line off %s at byte %d (a write the crash interrupted).",
-                active,
-                valid_bytes,
-            )
+        restored, _ = _restore(directory, initial_cash)
         store = cls(directory, snapshot_every)
-        store._active, _ = StateLog.open(active)  # cuts the torn tail, fsyncs a new file
+        # Cuts the torn tail (saying so), fsyncs a new file.
+        store._active, _ = StateLog.open(directory / STATE_LOG_NAME)
         store._since_snapshot = restored.records_replayed
         return store, restored
 

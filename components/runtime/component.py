@@ -6,7 +6,8 @@ same way for every component: JSON logs, the HTTP server, the bus, SIGTERM/SIGIN
 shutdown bounded by `shutdown_timeout_s`.
 
 Exit codes: 0 after a requested shutdown, 1 when `run()` failed (the supervisor or the kubelet
-restarts the process), 2 for invalid config (restarting will not help).
+restarts the process), 2 for invalid config or a journal that cannot be replayed (restarting will
+not help; one error line says why, without a traceback).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import prometheus_client as prom
 from aiohttp import web
 
 from components.core.config import TradingSystemSpec
-from components.runtime import server
+from components.core.errors import CorruptLogError
+from components.runtime import journal, server
 from components.runtime.bus import Bus
 from components.runtime.settings import RuntimeSettings
 
@@ -89,7 +91,11 @@ async def serve(component: Component) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     app = server.build_app(
-        component.registry, component.readiness, component.status, component.routes()
+        component.registry,
+        component.readiness,
+        component.status,
+        component.routes(),
+        shared=[journal.METRICS],
     )
     runner = await server.start(app, settings.listen_host, settings.http_port)
     log.info(
@@ -109,8 +115,19 @@ async def serve(component: Component) -> int:
 
     exit_code = 0
     if work.done():
-        log.error("Component %s stopped unexpectedly.", component.name, exc_info=work.exception())
-        exit_code = 1
+        failure = work.exception()
+        if isinstance(failure, CorruptLogError):
+            # Its state on disk cannot be replayed: restarting will not help, repairing may.
+            log.error(
+                "Component %s refuses to start: %s. %s",
+                component.name,
+                failure,
+                journal.repair_hint(settings.data_dir),
+            )
+            exit_code = 2
+        else:
+            log.error("Component %s stopped unexpectedly.", component.name, exc_info=failure)
+            exit_code = 1
     else:
         log.info("Component %s is shutting down.", component.name)
         work.cancel()

@@ -5,10 +5,14 @@ One record per line: the CRC32 of the body in 8 hex digits, a space, the body (J
     1c291ca3 {"record":"fill_applied","fill":{...},"ts_logged_ns":1732600000000000000}
 
 `append` writes and fsyncs one record before it returns, so a caller acts on an event only once
-it is on disk. A crash can tear only the last line: reading skips it with a warning and counts
-it, and `Journal.open` cuts it off before appending. A bad line anywhere else means the file was
-damaged after it was written: `CorruptLogError` names the line, since replaying around it would
-rebuild the wrong state.
+it is on disk. A crash can therefore tear only the last write, and a torn write has no newline:
+reading drops such a final fragment with a warning, and `Journal.open` cuts it off (counted in
+`journal_torn_lines_cut_total`) so that the next record starts on a clean line. A *complete* line
+that fails its CRC or its decoding, wherever it is (the last one too), was acknowledged once:
+it may hold a confirmed fill. It is never skipped: `CorruptLineError` names the file, the line and
+its byte offset, and the owner refuses to start. `check` finds such damage without raising;
+`repair` (behind `tradingsystem state DIR --repair`, an explicit step) moves the damaged line and
+everything after it to a side file `<file>.damaged-<time>` and says what they held.
 
 A journal's records are msgspec structs derived from `Record`, tagged by their `record` field and
 encoded as JSON (Decimal as strings). What they hold is the owner's business (the risk manager's
@@ -18,18 +22,37 @@ state log, the execution engine's order log): each subclasses `Journal` with its
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import msgspec
+import prometheus_client as prom
 
-from components.core.errors import CorruptLogError
+from components.core.errors import CorruptLineError
 
 log = logging.getLogger(__name__)
+
+# Process-wide, like the process collector: a journal is opened before a component's own
+# metrics exist, and by owners that do not hold them. `serve()` exports it beside them.
+METRICS = prom.CollectorRegistry(auto_describe=True)
+_TORN_CUT = prom.Counter(
+    "journal_torn_lines_cut",
+    "Torn last lines (a write a crash interrupted, never acted on) cut off journals when opened.",
+    ["journal"],
+    registry=METRICS,
+)
+
+
+def torn_lines_cut(path: Path) -> float:
+    """How many torn lines this process cut off journals named like `path`."""
+    value = METRICS.get_sample_value("journal_torn_lines_cut_total", {"journal": path.name})
+    return value or 0.0
 
 
 class Record(msgspec.Struct, frozen=True, kw_only=True, tag_field="record"):
@@ -84,21 +107,33 @@ class Replay(Generic[R]):
     """What a journal holds: its records in order, and how much of its tail was torn."""
 
     records: list[R]
-    torn_lines: int  # 0 or 1: a last line cut short by a crash, skipped
+    torn_lines: int  # 0 or 1: a final fragment without its newline (a torn write), skipped
     valid_bytes: int  # length of the file up to the end of the last good line
 
     def __iter__(self) -> Iterator[R]:
         return iter(self.records)
 
 
-def read(path: Path, record_type: Any) -> Replay[Any]:
-    """Every record of the journal at `path` (a missing file has none); `record_type` is the
-    union of the records it may hold."""
+@dataclasses.dataclass(frozen=True)
+class Damage:
+    """The first complete line of a journal that fails its check."""
+
+    path: Path
+    line: int  # from 1
+    offset: int  # of its first byte
+    problem: str
+
+    def error(self) -> CorruptLineError:
+        return CorruptLineError(self.path, self.line, self.offset, self.problem)
+
+
+def _scan(path: Path, record_type: Any) -> tuple[Replay[Any], Damage | None]:
+    """The records of `path` up to its first damaged complete line, and that line (if any)."""
     decode = _decoder(record_type)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return Replay([], 0, 0)
+        return Replay([], 0, 0), None
     lines = data.split(b"\n")
     fragment = lines.pop()  # after the last newline: empty unless the last write was torn
     records: list[Any] = []
@@ -107,11 +142,7 @@ def read(path: Path, record_type: Any) -> Replay[Any]:
         try:
             records.append(decode(unframe(line)))
         except ValueError as exc:
-            if number == len(lines) and not fragment:
-                # A complete but damaged last line: a torn write, never acted on.
-                log.warning("Skipped the torn last line %d of %s: %s.", number, path, exc)
-                return Replay(records, 1, offset)
-            raise CorruptLogError(f"journal {path}: line {number} is corrupt: {exc}") from exc
+            return Replay(records, 0, offset), Damage(path, number, offset, str(exc))
         offset += len(line) + 1
     if fragment:
         log.warning(
@@ -120,7 +151,127 @@ def read(path: Path, record_type: Any) -> Replay[Any]:
             path,
             len(fragment),
         )
-    return Replay(records, int(bool(fragment)), offset)
+    return Replay(records, int(bool(fragment)), offset), None
+
+
+def read(path: Path, record_type: Any) -> Replay[Any]:
+    """Every record of the journal at `path` (a missing file has none); `record_type` is the
+    union of the records it may hold. Raises `CorruptLineError` at a damaged complete line."""
+    replay, damage = _scan(path, record_type)
+    if damage is not None:
+        raise damage.error()
+    return replay
+
+
+def check(path: Path, record_type: Any) -> Damage | None:
+    """The first damaged complete line of the journal at `path`, or None (torn tails are not
+    damage: the owner cuts them off when it opens the journal)."""
+    return _scan(path, record_type)[1]
+
+
+# --- repair: an explicit step, never done by an owner on its own ------------------------------
+
+
+def repair_hint(data_dir: Path) -> str:
+    """What to tell whoever finds a damaged journal under `data_dir`."""
+    return (
+        f"See `tradingsystem state {data_dir}`; "
+        f"`tradingsystem state {data_dir} --repair` moves the damaged lines aside."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class LostLine:
+    """A line moved out of a journal by `repair`, and what can still be read of it."""
+
+    line: int
+    offset: int
+    size: int  # bytes, its newline included
+    problem: str | None  # None: it passes its check, but follows a damaged one
+    body: str | None  # its JSON body when that still parses, CRC or not
+
+
+@dataclasses.dataclass(frozen=True)
+class Repaired:
+    """What `repair` did: the journal cut back to `kept_bytes`, the rest in `side_file`."""
+
+    path: Path
+    side_file: Path
+    kept_bytes: int
+    lost: list[LostLine]
+
+    @property
+    def lost_bytes(self) -> int:
+        return sum(lost.size for lost in self.lost)
+
+
+def _describe(data: bytes, first_line: int, first_offset: int, record_type: Any) -> list[LostLine]:
+    decode = _decoder(record_type)
+    lost, offset = [], first_offset
+    lines = data.split(b"\n")
+    fragment = lines.pop()
+    for number, line in enumerate([*lines, fragment] if fragment else lines, start=first_line):
+        complete = number - first_line < len(lines)
+        problem: str | None = None
+        try:
+            decode(unframe(line))
+        except ValueError as exc:
+            problem = str(exc)
+        if not complete:
+            problem = f"torn: no newline ({problem})" if problem else "torn: no newline"
+        raw = line[9:] if line[8:9] == b" " else line
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            json.loads(text)
+        except ValueError:
+            text = None
+        lost.append(LostLine(number, offset, len(line) + int(complete), problem, text))
+        offset += len(line) + 1
+    return lost
+
+
+def _side_file(path: Path, stamp: str) -> Path:
+    candidate, n = path.with_name(f"{path.name}.damaged-{stamp}"), 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    return candidate
+
+
+def move_aside(
+    path: Path, offset: int, first_line: int, record_type: Any, *, stamp: str | None = None
+) -> Repaired:
+    """Move the bytes of `path` from `offset` (where line `first_line` starts) to a new side
+    file next to it, then cut `path` back to `offset`. The side file is on disk (fsynced)
+    before anything is cut, so a crash in between loses nothing."""
+    stamp = stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    data = path.read_bytes()
+    if not 0 <= offset <= len(data):
+        raise ValueError(f"while repairing {path}: offset {offset} is past its end ({len(data)})")
+    side_file = _side_file(path, stamp)
+    with side_file.open("xb") as file:
+        file.write(data[offset:])
+        file.flush()
+        os.fsync(file.fileno())
+    with path.open("r+b") as file:
+        file.truncate(offset)
+        os.fsync(file.fileno())
+    _fsync_directory(path.parent)
+    lost = _describe(data[offset:], first_line, offset, record_type)
+    return Repaired(path, side_file, offset, lost)
+
+
+def repair(damage: Damage, record_type: Any, *, stamp: str | None = None) -> Repaired:
+    """Move the damaged line of `damage` and everything after it aside (see `move_aside`)."""
+    return move_aside(damage.path, damage.offset, damage.line, record_type, stamp=stamp)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Journal(Generic[R]):
@@ -142,22 +293,27 @@ class Journal(Generic[R]):
 
     @classmethod
     def open(cls, path: Path) -> tuple[Self, Replay[R]]:
-        """Read the journal at `path`, cut off a torn tail, and open it for appending."""
+        """Read the journal at `path`, cut off a torn tail, and open it for appending.
+
+        Raises `CorruptLineError` (and leaves the file as it is) at a damaged complete line."""
         path.parent.mkdir(parents=True, exist_ok=True)
         existed = path.exists()
         replay = cls.read(path)
         if replay.torn_lines:
+            # Appending after the fragment would glue the next record to it: one damaged line.
             with path.open("r+b") as file:
                 file.truncate(replay.valid_bytes)
                 os.fsync(file.fileno())
+            _TORN_CUT.labels(path.name).inc()
+            log.warning(
+                "Cut the torn last line %d off %s at byte %d (a write a crash interrupted).",
+                len(replay.records) + 1,
+                path,
+                replay.valid_bytes,
+            )
         journal = cls(path)
         if not existed:
-            # The new file's directory entry must survive a crash too.
-            directory = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            _fsync_directory(path.parent)  # the new file's directory entry must survive a crash
         return journal, replay
 
     def append(self, record: R) -> None:

@@ -3,7 +3,10 @@ manager's status reporter and `kubectl trading` use it with plain dicts.
 
 Why not the official `kubernetes` package: it is synchronous (a thread per call inside kopf's and
 the risk manager's event loops) and turns every object into a generated model class; we only need
-get, list, create, merge- and JSON-patch, and delete on known paths.
+get, list, create, merge- and JSON-patch, server-side apply, and delete on known paths.
+
+Writes name their field manager (`fieldManager`) when the client is given one, so that the
+server's field ownership (`metadata.managedFields`) says who set what.
 
 Where the API is: in a pod, the service account (`KUBERNETES_SERVICE_HOST`, its token and CA);
 elsewhere the current context of `$KUBECONFIG` (default `~/.kube/config`): server, CA, token or
@@ -33,6 +36,8 @@ PATCH_TYPES = {
     "merge": "application/merge-patch+json",
     "json": "application/json-patch+json",
 }
+APPLY_TYPE = "application/apply-patch+yaml"  # JSON is YAML: the body is sent as JSON
+WRITES = {"POST", "PUT", "PATCH"}
 
 
 @dataclass(frozen=True)
@@ -133,8 +138,11 @@ def path(
 class KubeApi:
     """`async with KubeApi(config) as api: await api.get(path(...))`."""
 
-    def __init__(self, config: KubeConfig, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, config: KubeConfig, timeout_s: float = 10.0, field_manager: str | None = None
+    ) -> None:
         self.config = config
+        self.field_manager = field_manager
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
@@ -182,6 +190,18 @@ class KubeApi:
         headers = {"Content-Type": PATCH_TYPES[patch]}
         return await self._request("PATCH", url, body=body, headers=headers, what=f"patching {url}")
 
+    async def apply(self, url: str, body: Mapping[str, Any], force: bool = False) -> dict[str, Any]:
+        """Server-side apply: the object becomes what `body` says for the fields this client's
+        field manager owns (fields it applied before and not now are removed); `force` takes
+        over fields another manager set (a hand edit) instead of answering 409 Conflict."""
+        if not self.field_manager:
+            raise RuntimeError("server-side apply needs a field manager: KubeApi(field_manager=)")
+        params = {"force": "true"} if force else None
+        headers = {"Content-Type": APPLY_TYPE}
+        return await self._request(
+            "PATCH", url, body=body, params=params, headers=headers, what=f"applying {url}"
+        )
+
     async def delete(self, url: str) -> bool:
         """Delete; False when it was already gone."""
         try:
@@ -206,6 +226,8 @@ class KubeApi:
             raise RuntimeError("KubeApi is used outside `async with`")
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": "application/json", **(headers or {})} if data else headers
+        if self.field_manager and method in WRITES:
+            params = {**(params or {}), "fieldManager": self.field_manager}
         try:
             async with self._session.request(
                 method, url, data=data, params=params, headers=headers

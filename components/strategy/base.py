@@ -12,8 +12,9 @@ backtest (`components.backtest`), where time is simulated.
 
         def on_bar(self, bar: Bar) -> Intent | None: ...
 
-`class_path` is `package.module:Class`, or `path/to/file.py:Class` for a strategy kept outside
-any package (a relative path is taken from the working directory).
+`class_path` is `package.module:Class`, `path/to/file.py:Class` for a strategy kept outside
+any package (a relative path is taken from the working directory), or a built-in's short name
+(`sma_cross`, `breakout`, `mean_reversion`, `onnx`: see `BUILTINS`).
 """
 
 from __future__ import annotations
@@ -84,19 +85,42 @@ class Strategy(abc.ABC):
         return getattr(cls, hook) is not getattr(Strategy, hook)
 
 
+# The strategies shipped here, by the `name` each gives itself.
+BUILTINS = {
+    "breakout": "components.strategy.breakout:Breakout",
+    "mean_reversion": "components.strategy.mean_reversion:MeanReversion",
+    "onnx": "components.strategy.onnx_model:OnnxStrategy",
+    "sma_cross": "components.strategy.sma_cross:SmaCross",
+}
+
+
 def load_strategy(class_path: str, params: dict[str, Any], source: str = "strategy") -> Strategy:
-    """Import `module:Class`, validate `params` with its `Params` model and build it.
+    """Import `module:Class` (or a built-in by name), validate `params` with its `Params` model
+    and build it.
 
     Every problem is a `ConfigError` naming the field: `strategy.class_path: …` or
     `strategy.params.fast: …`.
     """
+    if ":" not in class_path:
+        if class_path not in BUILTINS:
+            raise ConfigError(
+                source,
+                [
+                    f"strategy.class_path: {class_path!r} is no built-in strategy (one of "
+                    f"{', '.join(BUILTINS)}) and not module:Class"
+                ],
+            )
+        class_path = BUILTINS[class_path]
     module_name, _, class_name = class_path.rpartition(":")
     try:
         if module_name.endswith(".py"):
             module = _import_file(Path(module_name))
+        elif not module_name or module_name.startswith("."):
+            # import_module raises ValueError, or TypeError for a relative name without a package.
+            raise ImportError("expected an absolute module name such as package.module")
         else:
             module = importlib.import_module(module_name)
-    except (ImportError, OSError, SyntaxError) as exc:
+    except (ImportError, OSError, SyntaxError, ValueError) as exc:
         raise ConfigError(
             source, [f"strategy.class_path: cannot import module {module_name!r}: {exc}"]
         ) from exc
@@ -117,7 +141,10 @@ def load_strategy(class_path: str, params: dict[str, Any], source: str = "strate
             source,
             [f"strategy.class_path: {class_path}.timer_interval_s must be > 0 s (was {interval})"],
         )
-    return cls(validated)
+    try:
+        return cls(validated)
+    except ValueError as exc:  # a parameter the model let through and the strategy refuses
+        raise ConfigError(source, [f"strategy.params: {class_path} refused them: {exc}"]) from exc
 
 
 def _import_file(path: Path) -> ModuleType:

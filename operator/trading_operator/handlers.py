@@ -21,7 +21,7 @@ from components.core.config import API_VERSION
 from components.core.errors import KubeApiError
 from components.runtime import server
 from components.runtime.kubeapi import KubeApi, KubeConfig
-from trading_operator import kinds, metrics, names, resync, teardown
+from trading_operator import metrics, names, resync, teardown
 from trading_operator.reconcile import Reconciler
 from trading_operator.settings import from_environment
 
@@ -61,7 +61,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         # Watches end and resume from their resourceVersion now and then, rather than hanging
         # on a connection a load balancer dropped silently.
         settings.watching.server_timeout = 300
-    api = KubeApi(KubeConfig.from_environment())
+    api = KubeApi(KubeConfig.from_environment(), field_manager=names.MANAGER)
     await api.__aenter__()
     memo.reconciler = Reconciler(api, SETTINGS)
     memo.http = aiohttp.ClientSession()
@@ -110,38 +110,16 @@ async def api_reachable(memo: kopf.Memo, **_: Any) -> bool:
 
 
 @kopf.on.cleanup()
-async def stop(memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    """Stop the loops and close the clients. The finalizers stay: a TradingSystem deleted while
+    no operator runs waits (Terminating) for the next one, which halts it first; when no
+    operator will ever come back, `kubectl trading uninstall NAME` does the halt-first teardown
+    by hand."""
     reconciler: Reconciler = memo.reconciler
     reconciler.close()
     memo.background.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await memo.background
-    if SETTINGS.release_finalizers:
-        for namespace, name in sorted(reconciler.seen):
-            try:
-                await release_finalizer(reconciler.api, namespace, name)
-            except KubeApiError as exc:
-                logger.warning("Could not release the finalizer of %s/%s: %s", namespace, name, exc)
     await memo.http.close()
     await memo.metrics_runner.cleanup()
     await reconciler.api.__aexit__(None, None, None)
-
-
-async def release_finalizer(api: KubeApi, namespace: str, name: str) -> None:
-    """So that a TradingSystem deleted while no operator runs is not stuck; the next operator
-    puts the finalizer back when it starts."""
-    url = kinds.system_url(namespace, name)
-    body = await api.find(url)
-    if body is None:
-        return
-    finalizers = body["metadata"].get("finalizers") or []
-    if names.FINALIZER in finalizers:
-        index = finalizers.index(names.FINALIZER)
-        await api.patch(
-            url,
-            [
-                {"op": "test", "path": f"/metadata/finalizers/{index}", "value": names.FINALIZER},
-                {"op": "remove", "path": f"/metadata/finalizers/{index}"},
-            ],
-            patch="json",
-        )

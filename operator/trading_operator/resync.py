@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import aiohttp
 
 from components.core.errors import KubeApiError
-from trading_operator import breaker, kinds, metrics
+from trading_operator import breaker, conditions, halt, kinds, metrics
 from trading_operator.reconcile import Reconciler
 from trading_operator.settings import OperatorSettings
 
@@ -45,11 +46,28 @@ async def _tick(
     resync: bool,
 ) -> None:
     try:
-        if await poll_breaker(reconciler, http, settings, namespace, name) or resync:
+        if (
+            await poll_breaker(reconciler, http, settings, namespace, name)
+            or resync
+            or await newly_stale(reconciler, namespace, name)
+        ):
             await reconciler.request(namespace, name)
     except Exception as exc:  # one system's failure must not stop the others' resync
         metrics.ERRORS.labels("resync").inc()
         log.warning("Resync of %s/%s failed: %s", namespace, name, exc)
+
+
+async def newly_stale(reconciler: Reconciler, namespace: str, name: str) -> bool:
+    """Whether the breaker report went stale and the system is not yet halted for it: no event
+    says so (silence is the absence of events), so each poll tick looks."""
+    try:
+        body = await reconciler.api.get(kinds.system_url(namespace, name))
+    except KubeApiError:
+        return False
+    if halt.silence_s(body, time.time_ns()) is None:
+        return False
+    halted = conditions.find((body.get("status") or {}).get("conditions") or [], "Halted") or {}
+    return halted.get("reason") != "BreakerStale"
 
 
 async def poll_breaker(
@@ -68,7 +86,15 @@ async def poll_breaker(
         body = await reconciler.api.get(kinds.system_url(namespace, name))
     except KubeApiError:
         return False
-    if not breaker.is_news(report, (body.get("status") or {}).get("breaker")):
+    known = (body.get("status") or {}).get("breaker") or {}
+    if not breaker.is_news(report, known):
+        # The same breaker, but an answer: the risk manager lives. Refresh its heartbeat when
+        # it is a third of the way to stale (its own report may be what is failing).
+        beat_s = halt.stale_after_s(body.get("spec") or {}) / 3
+        if (report.heartbeat_ns - int(known.get("heartbeat_ns") or 0)) / 1e9 < beat_s:
+            return False
+        heartbeat = {"status": {"breaker": {"heartbeat_ns": report.heartbeat_ns}}}
+        await reconciler.api.patch(kinds.system_url(namespace, name, "status"), heartbeat)
         return False
     patch = {"status": {"breaker": report.model_dump(mode="json")}}
     await reconciler.api.patch(kinds.system_url(namespace, name, "status"), patch)

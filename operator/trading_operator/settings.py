@@ -7,8 +7,6 @@ TS_OPERATOR_RISK_STATUS_URL  where to poll it; {service} and {namespace} are fil
 TS_OPERATOR_METRICS_PORT     the operator's /metrics and /health (default 9090; 0: any free)
 TS_OPERATOR_TEARDOWN_TIMEOUT_S  how long a deletion waits for execution to stop (default 120)
 TS_OPERATOR_RETRY_S          delay before a failed pass or teardown step is retried (default 5)
-TS_OPERATOR_RELEASE_FINALIZERS  on exit, release the finalizers (default true): an operator
-                             uninstalled before its TradingSystems must not leave them stuck
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ class OperatorSettings(BaseModel):
     metrics_port: int = Field(9090, ge=0, le=65535)
     teardown_timeout_s: float = Field(120.0, ge=0)
     retry_s: float = Field(5.0, gt=0)
-    release_finalizers: bool = True
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -44,7 +41,6 @@ def from_environment(environ: Mapping[str, str] | None = None) -> OperatorSettin
         "metrics_port": "TS_OPERATOR_METRICS_PORT",
         "teardown_timeout_s": "TS_OPERATOR_TEARDOWN_TIMEOUT_S",
         "retry_s": "TS_OPERATOR_RETRY_S",
-        "release_finalizers": "TS_OPERATOR_RELEASE_FINALIZERS",
     }
     return OperatorSettings.model_validate(
         {field: env[variable] for field, variable in fields.items() if variable in env}

@@ -1,8 +1,10 @@
 """The Helm chart, rendered by the real `helm`: lint-clean; valid against the official schemas
 with every switch off and on; its CRD and RBAC the generated copies of the Python sources; the
-operator's Deployment the one `trading_operator.deploy` describes; RBAC that covers exactly what
-the operator creates and nothing wider; a values schema that describes every value and refuses
-unknown ones."""
+operator's objects the ones `trading_operator.deploy` describes, cluster-wide and namespaced;
+RBAC that covers exactly what the operator creates and nothing wider, and in namespaced mode
+nothing cluster-wide over children; a values schema that describes every value and refuses
+unknown ones. The CRD lifecycle (a template, kept on uninstall, upgraded by `helm upgrade`) is
+in test_crd_lifecycle.py."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pytest
 import yaml
 
 from components import catalog
+from components import crd as crd_module
 from components.core.config import parse_spec
 from tests.chart import helm
 from tests.chart.helm import ALL_ON, CHART, NAMESPACE, ROOT, find, template
@@ -26,6 +29,9 @@ from trading_operator.settings import DEFAULT_IMAGE
 
 KUBERNETES = "1.31"
 MONITORING_KINDS = {"ServiceMonitor", "PrometheusRule"}  # no official schema: checked below
+PEERING_KINDS = {"KopfPeering", "ClusterKopfPeering"}  # checked against their CRDs
+WATCHED = ("trading", "paper")
+NAMESPACED = (f"operator.watchNamespaces={{{','.join(WATCHED)}}}",)
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +44,20 @@ def all_on() -> list[dict[str, Any]]:
     return template(*ALL_ON)
 
 
+@pytest.fixture(scope="module")
+def namespaced() -> list[dict[str, Any]]:
+    return template(*NAMESPACED)
+
+
+def _crd(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return find(objects, "CustomResourceDefinition", crd_module.NAME)
+
+
 def test_generated_copies_match_the_python_sources() -> None:
     for name, text in chart.files(CHART).items():
         assert (CHART / name).read_text() == text, f"{name} is stale: run `make chart`"
     committed_crd = (ROOT / "crds" / "tradingsystem.yaml").read_text()
-    assert (CHART / "crds" / "tradingsystem.yaml").read_text() == committed_crd
+    assert (CHART / "files" / "crds" / "tradingsystem.yaml").read_text() == committed_crd
 
 
 @pytest.mark.parametrize("switches", [(), ALL_ON], ids=["defaults", "all-on"])
@@ -54,18 +69,24 @@ def test_lint_strict_is_clean(switches: tuple[str, ...]) -> None:
     assert "0 chart(s) failed" in result.stdout
 
 
-@pytest.mark.parametrize("rendered", ["all_off", "all_on"])
+@pytest.mark.parametrize("rendered", ["all_off", "all_on", "namespaced"])
 def test_every_object_is_valid_against_the_official_schemas(
     rendered: str, request: pytest.FixtureRequest
 ) -> None:
     objects = request.getfixturevalue(rendered)
-    crd = find(objects, "CustomResourceDefinition")
-    schema = CrdSchema(crd)
+    schema = CrdSchema(_crd(objects))
+    peering = {
+        crd_["spec"]["names"]["kind"]: CrdSchema(crd_)
+        for crd_ in objects
+        if crd_["kind"] == "CustomResourceDefinition" and crd_["spec"]["group"] == "kopf.dev"
+    }
     for obj in objects:
         if obj["kind"] == "TradingSystem":
             _, problems = schema.admit(obj)
             assert problems == [], problems
             parse_spec(obj)  # and the operator would accept it
+        elif obj["kind"] in PEERING_KINDS:
+            assert peering[obj["kind"]].admit(obj)[1] == []
         elif obj["kind"] not in MONITORING_KINDS:
             kubernetes_validate.validate(obj, KUBERNETES, strict=True)
 
@@ -73,10 +94,12 @@ def test_every_object_is_valid_against_the_official_schemas(
 def test_switches_off_render_only_the_operator(all_off: list[dict[str, Any]]) -> None:
     kinds = sorted(obj["kind"] for obj in all_off)
     assert kinds == [
+        "ClusterKopfPeering",
         "ClusterRole",
         "ClusterRoleBinding",
-        "CustomResourceDefinition",
+        *["CustomResourceDefinition"] * 3,  # TradingSystem, and kopf's two peering kinds
         "Deployment",
+        "NetworkPolicy",
         "Service",
         "ServiceAccount",
     ]
@@ -118,14 +141,41 @@ def _without_labels(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def test_operator_objects_are_the_ones_deploy_describes(all_off: list[dict[str, Any]]) -> None:
-    expected = deploy.manifests(NAMESPACE, DEFAULT_IMAGE)
+def _find_in(objects: list[dict[str, Any]], wanted: dict[str, Any]) -> dict[str, Any]:
+    meta = wanted["metadata"]
+    matches = [
+        obj
+        for obj in objects
+        if (obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
+        == (wanted["kind"], meta["name"], meta.get("namespace"))
+    ]
+    assert len(matches) == 1, f"{len(matches)} {wanted['kind']} {meta}"
+    return matches[0]
+
+
+@pytest.mark.parametrize(
+    ("rendered", "watched"), [("all_off", ()), ("namespaced", WATCHED)], ids=["cluster", "ns"]
+)
+def test_operator_objects_are_the_ones_deploy_describes(
+    rendered: str, watched: tuple[str, ...], request: pytest.FixtureRequest
+) -> None:
+    objects = request.getfixturevalue(rendered)
+    expected = deploy.manifests(NAMESPACE, DEFAULT_IMAGE, watched)
+    operator_kinds = {obj["kind"] for obj in expected}
+    extra = [
+        (obj["kind"], obj["metadata"]["name"])
+        for obj in objects
+        if obj["kind"] in operator_kinds
+        and obj["metadata"]["name"] == names.MANAGER
+        and not any(_find_in([obj], wanted) for wanted in expected if _same(obj, wanted))
+    ]
+    assert extra == []  # nothing of the operator's that deploy.py does not describe
     for wanted in expected:
-        rendered = find(all_off, wanted["kind"], wanted["metadata"]["name"])
+        rendered_ = json.loads(json.dumps(_find_in(objects, wanted)))  # fixtures are shared
         if wanted["kind"] != "Deployment":
-            assert _without_labels(rendered) == _without_labels(wanted)
+            assert _without_labels(rendered_) == _without_labels(wanted)
             continue
-        got_pod = rendered["spec"]["template"]["spec"]
+        got_pod = rendered_["spec"]["template"]["spec"]
         want_pod = wanted["spec"]["template"]["spec"]
         (got,), (want,) = got_pod.pop("containers"), want_pod.pop("containers")
         assert got_pod == want_pod
@@ -135,18 +185,63 @@ def test_operator_objects_are_the_ones_deploy_describes(all_off: list[dict[str, 
             got.pop(key)
             want.pop(key, None)
         assert got == want
-        rendered["spec"].pop("template")
+        rendered_["spec"].pop("template")
         wanted["spec"].pop("template")
-        assert rendered["spec"] == wanted["spec"]
+        assert rendered_["spec"] == wanted["spec"]
+
+
+def _same(obj: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    meta, want = obj["metadata"], wanted["metadata"]
+    return (obj["kind"], meta["name"], meta.get("namespace")) == (
+        wanted["kind"],
+        want["name"],
+        want.get("namespace"),
+    )
 
 
 def test_cluster_role_is_rbac_rules_with_nothing_wider(all_off: list[dict[str, Any]]) -> None:
     rules = find(all_off, "ClusterRole")["rules"]
-    assert rules == rbac.RULES
+    assert rules == rbac.cluster_rules()
     for rule in rules:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-        assert "secrets" not in rule["resources"]  # Secrets reach pods by reference only
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+    # The admin-token Secrets: made and read by name, never listed or watched.
+    assert _granted(rules, "", "secrets") == {"get", "create", "patch"}
+
+
+def test_rbac_lets_children_block_their_owners_deletion(all_off: list[dict[str, Any]]) -> None:
+    """OwnerReferencesPermissionEnforcement: `blockOwnerDeletion` needs `update` on the owner's
+    finalizers subresource."""
+    rules = find(all_off, "ClusterRole")["rules"]
+    assert "update" in _granted(rules, names.GROUP, f"{names.PLURAL}/finalizers")
+
+
+def test_namespaced_mode_grants_nothing_cluster_wide_over_children(
+    namespaced: list[dict[str, Any]],
+) -> None:
+    cluster = find(namespaced, "ClusterRole")["rules"]
+    for group, resource in [
+        ("apps", "deployments"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+        ("", "secrets"),
+        ("", "configmaps"),
+        (names.GROUP, names.PLURAL),
+    ]:
+        assert _granted(cluster, group, resource) == set(), resource
+    assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in cluster)
+    roles = [obj for obj in namespaced if obj["kind"] == "Role"]
+    assert sorted(role["metadata"]["namespace"] for role in roles) == sorted(WATCHED)
+    bindings = [obj for obj in namespaced if obj["kind"] == "RoleBinding"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == sorted(WATCHED)
+    for role in roles:
+        assert set(rbac.CHILDREN) <= _granted(role["rules"], "apps", "deployments")
+        assert "update" in _granted(role["rules"], names.GROUP, f"{names.PLURAL}/finalizers")
+    command = find(namespaced, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert [arg for arg in command["command"] if arg.startswith("--namespace")] == [
+        f"--namespace={ns}" for ns in WATCHED
+    ]
+    assert "--all-namespaces" not in command["command"]
 
 
 def _granted(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
@@ -158,17 +253,21 @@ def _granted(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]
     }
 
 
-def test_cluster_role_covers_every_child_the_operator_creates(
-    all_off: list[dict[str, Any]],
+@pytest.mark.parametrize("rendered", ["all_off", "namespaced"])
+def test_rbac_covers_every_child_the_operator_creates(
+    rendered: str, request: pytest.FixtureRequest
 ) -> None:
-    rules = find(all_off, "ClusterRole")["rules"]
+    objects = request.getfixturevalue(rendered)
+    roles = [obj for obj in objects if obj["kind"] == "Role"]
+    rules = (roles[0] if roles else find(objects, "ClusterRole"))["rules"]
     spec = parse_spec({"symbols": ["AAPL"], "monitoring": {"service_monitor": True}})[1]
     system = System("demo", NAMESPACE, "uid-1", spec, DEFAULT_IMAGE, execution_replicas=1)
     plural = {"NetworkPolicy": "networkpolicies"}
     for child in children(system):
         group = child["apiVersion"].rpartition("/")[0]
         resource = plural.get(child["kind"], child["kind"].lower() + "s")
-        assert set(rbac.CHILDREN) <= _granted(rules, group, resource), child["kind"]
+        # Every verb of a child but watch (only the kinds the operator watches have that).
+        assert set(rbac.UNWATCHED_CHILDREN) <= _granted(rules, group, resource), child["kind"]
 
 
 def test_operator_holds_what_it_grants_the_risk_manager(all_off: list[dict[str, Any]]) -> None:

@@ -12,7 +12,10 @@
 
 Failures for tests: `fail_next(code)` sends that error frame to the next connection instead of
 the greeting's follow-up (then closes), `refuse_next(status)` fails the next HTTP handshake,
-`drop_all()` closes every socket, `silence()` keeps sockets open but stops sending anything,
+`drop_all()` closes every socket, `mute()` (or `silence()`) keeps sockets open and answering
+WebSocket pings (aiohttp's autoping) but sends no data frame to anyone, new sessions included
+(they are greeted, authenticated and subscribed, then hear nothing), until `mute(False)`;
+`ping_interval_s` makes the server ping its clients too, as a keepalive would,
 `send_raw(text)` sends a frame verbatim, `greet = False` opens sockets that never
 speak, `answer_pings = False` leaves WebSocket pings unanswered (a half-dead peer).
 `drop_after_subscribe = n` closes the next n sessions as soon as they are subscribed.
@@ -59,9 +62,17 @@ class _Client:
 
 
 class FakeAlpacaStream:
-    def __init__(self, *, max_connections: int = 1, auth_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 1,
+        auth_timeout_s: float = 10.0,
+        ping_interval_s: float | None = None,
+    ) -> None:
         self.max_connections = max_connections
         self.auth_timeout_s = auth_timeout_s
+        self.ping_interval_s = ping_interval_s
+        self.muted_frames = 0  # data frames a mute swallowed
         self.connections: list[float] = []
         self.received: list[dict[str, Any]] = []
         self.clients: list[_Client] = []
@@ -97,8 +108,11 @@ class FakeAlpacaStream:
     def refuse_next(self, *statuses: int) -> None:
         self._refuse_next.extend(statuses)
 
-    def silence(self, silent: bool = True) -> None:
-        self.silent = silent
+    def mute(self, muted: bool = True) -> None:
+        """The mute fault: sockets stay open and pongs keep coming, but no data frame does."""
+        self.silent = muted
+
+    silence = mute
 
     @property
     def subscribed(self) -> list[_Client]:
@@ -112,12 +126,17 @@ class FakeAlpacaStream:
                 if m.get("S") in client.channels.get(_CHANNELS.get(m.get("T", ""), ""), set())
                 or m.get("T") not in _CHANNELS
             ]
-            if wanted and not self.silent:
+            if wanted and self.silent:
+                self.muted_frames += 1
+            elif wanted:
                 await client.ws.send_str(json.dumps(wanted))
 
     async def send_raw(self, text: str) -> None:
         for client in self.subscribed:
-            await client.ws.send_str(text)
+            if self.silent:
+                self.muted_frames += 1
+            else:
+                await client.ws.send_str(text)
 
     async def send_error(self, code: int, *, close: bool = True) -> None:
         for client in list(self.subscribed):
@@ -134,7 +153,7 @@ class FakeAlpacaStream:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if self._refuse_next:
             return web.Response(status=self._refuse_next.pop(0), text="refused")
-        ws = web.WebSocketResponse(autoping=self.answer_pings)
+        ws = web.WebSocketResponse(autoping=self.answer_pings, heartbeat=self.ping_interval_s)
         await ws.prepare(request)
         self.connections.append(asyncio.get_running_loop().time())
         client = _Client(ws)

@@ -25,9 +25,17 @@ a later price crosses it.
 Faults, each drawn from the seeded `faults` settings or forced with `fail_next(...)`: 500 or 503
 before acting; a 429 burst; a dropped connection before acting; accept-then-timeout (the order is
 created, the answer never comes: the connection is held past the client's timeout and closed);
-duplicate stream events; and `drop_streams()` closes every stream. `submits` counts accepted order
-creations per client order id (more than one would be a duplicate order: the fake, like Alpaca,
-refuses it with 422, and counts the attempt in `duplicate_attempts`).
+duplicate stream events; out-of-order stream events (an event held back and sent after the next
+one of the same stream); `drop_streams()` closes every stream; and `mute()`, the fault pings
+cannot see: every stream stays open, answers WebSocket pings (aiohttp's autoping) and control
+messages (authorization, listening), but no trade_updates event is sent, on old or new
+connections, until `mute(False)` (the events are lost, as Alpaca does not replay them).
+For the parsers: `corrupt_next(body)` acts on the next REST request as usual, then answers 200
+with `body` instead (a venue bug, or a proxy in the way), and `send_event(data)` sends any
+`data` as a trade_updates event.
+`submits` counts accepted order creations per client order id (more than one would be a
+duplicate order: the fake, like Alpaca, refuses it with 422, and counts the attempt in
+`duplicate_attempts`).
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ class Faults:
     accept_then_timeout: float = 0.0  # order created, answer never sent
     hang_s: float = 1.0  # how long an accept-then-timeout holds the connection
     duplicate_event: float = 0.0
+    out_of_order: float = 0.0  # an event held back, sent after the next one
 
 
 @dataclasses.dataclass
@@ -102,10 +111,15 @@ class FakeAlpacaTrading:
         self.injected: collections.Counter[str] = collections.Counter()
         self.requests: collections.Counter[str] = collections.Counter()
         self._forced: list[str] = []
+        self._corrupt: list[Any] = []
         self._burst_left = 0
         self._window_start = time.time()
         self._window_count = 0
         self._streams: set[web.WebSocketResponse] = set()
+        self.muted = False
+        self.stream_connections = 0  # trade_updates sockets opened
+        self._held: dict[web.WebSocketResponse, dict[str, Any]] = {}  # out-of-order events
+        self._sending: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -147,6 +161,18 @@ class FakeAlpacaTrading:
         for ws in list(self._streams):
             await ws.close()
         self._streams.clear()
+
+    def corrupt_next(self, *bodies: Any) -> None:
+        """The next REST answers, after acting: 200 with these bodies instead."""
+        self._corrupt.extend(bodies)
+
+    async def send_event(self, data: Any) -> None:
+        for ws in list(self._streams):
+            await self._send(ws, {"stream": "trade_updates", "data": data})
+
+    def mute(self, muted: bool = True) -> None:
+        """Streams stay open and answer pings, but carry no trade_updates event."""
+        self.muted = muted
 
     def order(self, client_order_id: str) -> dict[str, Any] | None:
         venue_id = self.by_client_id.get(client_order_id)
@@ -194,6 +220,9 @@ class FakeAlpacaTrading:
             if request.transport is not None:
                 request.transport.close()
             raise ConnectionResetError("timed out (injected)")
+        if self._corrupt:
+            self.injected["corrupt"] += 1
+            response = web.json_response(self._corrupt.pop(0))
         response.headers.update(headers)
         return response
 
@@ -404,8 +433,9 @@ class FakeAlpacaTrading:
     # --- the trade_updates stream -----------------------------------------------------------
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse()  # autoping: pings are answered, muted or not
         await ws.prepare(request)
+        self.stream_connections += 1
         authorized = False
         async for message in ws:
             if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -440,6 +470,7 @@ class FakeAlpacaTrading:
                     self._streams.discard(ws)
                 await self._send(ws, {"stream": "listening", "data": {"streams": streams}})
         self._streams.discard(ws)
+        self._held.pop(ws, None)
         return ws
 
     @staticmethod
@@ -452,12 +483,28 @@ class FakeAlpacaTrading:
             "stream": "trade_updates",
             "data": {"event": event, "order": dict(order.body), **fields},
         }
+        if self.muted:
+            self.injected["muted_event"] += 1  # lost: Alpaca does not replay a stream
+            return
         copies = 2 if self.rng.random() < self.faults.duplicate_event else 1
         if copies == 2:
             self.injected["duplicate_event"] += 1
+        hold = self.rng.random() < self.faults.out_of_order
+        loop = asyncio.get_running_loop()
         for ws in list(self._streams):
-            for _ in range(copies):
-                asyncio.get_running_loop().create_task(self._send(ws, message))
+            held = self._held.pop(ws, None)
+            if hold and held is None:
+                self._held[ws] = message  # goes out after the next event
+                self.injected["out_of_order_event"] += 1
+                continue
+            batch = [message] * copies + ([held] if held is not None else [])
+            task = loop.create_task(self._send_all(ws, batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send_all(self, ws: web.WebSocketResponse, messages: list[dict[str, Any]]) -> None:
+        for message in messages:  # in this order: a task per message could reorder them
+            await self._send(ws, message)
 
 
 @contextlib.asynccontextmanager

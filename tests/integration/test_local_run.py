@@ -109,6 +109,7 @@ def test_run_when_duration_elapses_then_orders_filled_and_positions_equal_fills(
 
     assert process.returncode == 0, stderr
     assert "The risk manager's state on disk agrees with the" in stdout
+    assert "The risk manager's state on disk agrees with simulated's own positions" in stdout
     approvals = [
         r
         for r in statelog.read(data_dir / "risk" / statelog.STATE_LOG_NAME)
@@ -223,5 +224,7 @@ def test_run_when_state_log_damaged_then_one_error_line_and_exit_1(tmp_path: Pat
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: journal {tmp_path / 'risk' / statelog.STATE_LOG_NAME}: line 1 is corrupt: "
-        f"CRC mismatch: stored deadbeef, computed {zlib.crc32(body):08x}"
+        f"CRC mismatch: stored deadbeef, computed {zlib.crc32(body):08x} (at byte 0). "
+        f"See `tradingsystem state {tmp_path}`; "
+        f"`tradingsystem state {tmp_path} --repair` moves the damaged lines aside."
     ]

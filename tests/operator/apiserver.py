@@ -25,10 +25,20 @@ object verbs itself:
   (`kubernetes-validate`'s strict schemas, compiled once per kind: unknown fields refused),
   custom resources against their CRD (defaulting, OpenAPI schema, CEL rules:
   `crd_schema.CrdSchema`). A declared kind with no schema (a third-party CRD's) is stored as
-  it is; an undeclared kind is 404, as on a cluster without its CRD.
+  it is; an undeclared kind is 404, as on a cluster without its CRD;
+- server-side apply and field ownership (`managedFields`): `serverside_apply.py`;
+- owner-reference garbage collection, background, foreground and orphan, run at once:
+  `garbage.py`;
+- `fail()`: the next requests matching a method and path answered with an error, for tests of
+  what a client does when the server fails.
+- strict where a real server is, each in its own module with a hook here: RBAC for requests
+  with a bearer token (`authorization.py`: 403, blockOwnerDeletion needs the owner's
+  finalizers), fields that cannot change once set (`immutability.py`: 422; a Service's
+  clusterIP allocated on create), a bounded watch history with 410 Expired and bookmarks
+  (`watchcache.py`), transition rules with `oldSelf` (`crd_schema.py`).
 
-What only a cluster does (controllers, the garbage collector, scheduling, admission webhooks)
-is not emulated: a test plays the Deployment controller by writing `status` itself.
+What only a cluster does (controllers, scheduling, admission webhooks) is not emulated: a test
+plays the Deployment controller by writing `status` itself.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ import functools
 import json
 import re
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +67,11 @@ from kmock._internal import references, rendering
 from referencing import Registry, Resource
 
 from components import crd
+from tests.operator import garbage, immutability, serverside_apply
+from tests.operator.authorization import Authorizer
 from tests.operator.crd_schema import CrdSchema
+from tests.operator.watchcache import BOOKMARK_BEFORE_TIMEOUT_S, WatchWindow
+from trading_operator import deploy
 
 K8S_VERSION = "1.31"
 NAMESPACES = re.compile(r"/api/v1/namespaces(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?/?")
@@ -82,10 +97,23 @@ class _Watch:
         return all(_field(obj, path) == value for path, value in self.fields.items())
 
 
+@dataclass
+class _Failure:
+    method: str
+    path: re.Pattern[str]
+    left: int
+    status: int
+    times: list[float] = field(default_factory=list)
+
+
 @attrs.define(kw_only=True)
 class ApiServer(kmock.KubernetesEmulator):
-    """`async with ApiServer() as api, kmock.Server(api) as server:`; then `declare(...)`."""
+    """`async with ApiServer() as api, kmock.Server(api) as server:`; then `declare(...)`.
+    With `authorizer`, requests with a bearer token are authorized by RBAC
+    (`authorization.Authorizer`); without, every request is the administrator's."""
 
+    authorizer: Authorizer | None = attrs.field(default=None)
+    watch_window: WatchWindow = attrs.field(factory=WatchWindow)
     _resource_version: int = attrs.field(default=0, init=False)
     _events: list[tuple[int, Any, dict[str, Any]]] = attrs.field(factory=list, init=False)
     _watches: list[_Watch] = attrs.field(factory=list, init=False)
@@ -93,6 +121,7 @@ class ApiServer(kmock.KubernetesEmulator):
     _crds: dict[Any, CrdSchema] = attrs.field(factory=dict, init=False)
     _with_status: set[Any] = attrs.field(factory=set, init=False)
     _stopping: bool = attrs.field(default=False, init=False)
+    _failures: list[_Failure] = attrs.field(factory=list, init=False)
 
     # --- resources ----------------------------------------------------------------------------
 
@@ -158,12 +187,15 @@ class ApiServer(kmock.KubernetesEmulator):
         name: str,
         patch: dict[str, Any],
         subresource: str = "",
+        manager: str = "tester",
     ) -> dict[str, Any]:
         """Merge-patch an object as a controller or a person would (no validation bypassed);
         `subresource="status"` for what a controller reports."""
         resource = references.resource(api_version, plural)
         async with self._lock:
-            return self._update(resource, namespace, name, None, patch, "merge", subresource)
+            return self._update(
+                resource, namespace, name, None, patch, "merge", subresource, manager
+            )
 
     async def serve_operator_resources(self, namespace: str) -> None:
         """What the operator reads and writes, as a cluster with the CRD installed serves it;
@@ -188,17 +220,30 @@ class ApiServer(kmock.KubernetesEmulator):
         self.declare("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy")
         self.declare("rbac.authorization.k8s.io/v1", "roles", "Role")
         self.declare("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding")
+        # kopf's peering, as the chart installs it (its CRDs, and the objects kopf never creates).
+        for peering in deploy.peering_crds():
+            names = peering["spec"]["names"]
+            self.declare(
+                "kopf.dev/v1",
+                names["plural"],
+                names["kind"],
+                namespaced=peering["spec"]["scope"] == "Namespaced",
+                crd=peering,
+            )
         await self.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        for peering in [*deploy.peerings(), *deploy.peerings([namespace])]:
+            await self.add(peering)
 
-    def write_kubeconfig(self, path: Path, namespace: str) -> Path:
-        """A kubeconfig whose current context is this server, as kubectl and kopf read it."""
+    def write_kubeconfig(self, path: Path, namespace: str, token: str | None = None) -> Path:
+        """A kubeconfig whose current context is this server, as kubectl and kopf read it;
+        with `token`, the user is whom the authorizer knows by it."""
         url = str(self.servers[0].url).rstrip("/")
         context = {"cluster": "emulated", "user": "tester", "namespace": namespace}
         document = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "emulated", "cluster": {"server": url}}],
-            "users": [{"name": "tester", "user": {}}],
+            "users": [{"name": "tester", "user": {"token": token} if token else {}}],
             "contexts": [{"name": "emulated", "context": context}],
             "current-context": "emulated",
         }
@@ -216,7 +261,7 @@ class ApiServer(kmock.KubernetesEmulator):
             r for r, k in self._kinds.items() if k == kind and _api_version(r) == api_version
         )
         async with self._lock:
-            return self._create(resource, obj["metadata"].get("namespace"), obj)
+            return self._create(resource, obj["metadata"].get("namespace"), obj, "admin")
 
     # --- serving ------------------------------------------------------------------------------
 
@@ -249,6 +294,11 @@ class ApiServer(kmock.KubernetesEmulator):
         resource = request.resource
         if resource is None or resource.plural is None:
             return await super()._handle(request)  # discovery
+        if self.authorizer is not None:  # before anything else, as a real server
+            try:
+                self.authorizer.review(self, request)
+            except kmock.KubernetesError as exc:
+                return await self._render_error(exc)
         if resource not in self._kinds:
             # kmock would store it; a cluster without that kind (no CRD) answers 404.
             missing = _error(404, "NotFound", "the server could not find the requested resource")
@@ -256,6 +306,7 @@ class ApiServer(kmock.KubernetesEmulator):
         try:
             if request.action == kmock.action.WATCH:
                 return await self._watch(request)
+            self._inject_failure(request)
             async with self._lock:
                 body = self._serve(request)
             return aiohttp.web.json_response(body, status=201 if request.method == "POST" else 200)
@@ -272,16 +323,21 @@ class ApiServer(kmock.KubernetesEmulator):
             return self._list(request)
         if method == "GET":
             return copy.deepcopy(self._get(resource, namespace, name).raw)
+        manager = _field_manager(request)
         if method == "POST" and name is None:
-            return self._create(resource, namespace, request.data)
+            return self._create(resource, namespace, request.data, manager)
         if method == "PATCH" and name is not None:
             headers = {key.lower(): value for key, value in request.headers.items()}
             kind = _patch_kind(headers.get("content-type", ""))
-            return self._update(resource, namespace, name, None, request.data, kind, sub)
+            if kind == "apply":
+                return self._apply(request, manager)
+            return self._update(resource, namespace, name, None, request.data, kind, sub, manager)
         if method == "PUT" and name is not None:
-            return self._update(resource, namespace, name, request.data, None, "", sub)
+            return self._update(resource, namespace, name, request.data, None, "", sub, manager)
         if method == "DELETE" and name is not None:
-            return self._delete(resource, namespace, name)
+            options = request.data if isinstance(request.data, dict) else {}
+            policy = request.params.get("propagationPolicy") or options.get("propagationPolicy")
+            return self._delete(resource, namespace, name, policy or "Background")
         raise _error(405, "MethodNotAllowed", f"{method} is not supported here")
 
     def _get(self, resource: Any, namespace: str | None, name: str) -> Any:
@@ -305,7 +361,9 @@ class ApiServer(kmock.KubernetesEmulator):
             "items": items,
         }
 
-    def _create(self, resource: Any, namespace: str | None, data: Any) -> dict[str, Any]:
+    def _create(
+        self, resource: Any, namespace: str | None, data: Any, manager: str | None
+    ) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise _error(400, "BadRequest", "the body must be a JSON object")
         obj = copy.deepcopy(data)
@@ -332,6 +390,13 @@ class ApiServer(kmock.KubernetesEmulator):
             generation=1,
             creationTimestamp=_now(),
         )
+        obj.setdefault("apiVersion", _api_version(resource))
+        obj.setdefault("kind", self._kinds[resource])
+        if manager is not None:  # None: an apply, which recorded its own fields
+            serverside_apply.record_create(
+                obj, manager, self._schema(resource), resource in self._with_status
+            )
+        immutability.allocate(self._kinds[resource], obj)
         obj = self._admit(resource, obj)
         meta = obj["metadata"]
         meta["resourceVersion"] = self._next_version()
@@ -351,6 +416,7 @@ class ApiServer(kmock.KubernetesEmulator):
         patch: Any,
         patch_kind: str,
         sub: str,
+        manager: str | None,
     ) -> dict[str, Any]:
         stored = self._get(resource, namespace, name)
         old = copy.deepcopy(stored.raw)
@@ -390,27 +456,97 @@ class ApiServer(kmock.KubernetesEmulator):
             else:
                 new.pop("status", None)
         meta = new["metadata"]
+        if sub == "status":  # status fields are not tracked: see serverside_apply
+            meta["managedFields"] = old["metadata"].get("managedFields", [])
+        elif manager is not None:  # None: an apply, which recorded its own fields
+            serverside_apply.record_update(
+                old, new, manager, self._schema(resource), resource in self._with_status
+            )
         meta["resourceVersion"] = old["metadata"]["resourceVersion"]
         meta["generation"] = old["metadata"].get("generation", 1)
         if _content(new) != _content(old):
             meta["generation"] += 1
         if new == old:
             return old  # nothing changed: no new version, no event
-        new = self._admit(resource, new)
+        if sub != "status":
+            immutability.check(self._kinds[resource], old, new)
+        new = self._admit(resource, new, old)
         new["metadata"]["resourceVersion"] = self._next_version()
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             stored.create(new)
             stored.delete()
             self._publish(resource, "DELETED", new)
+            garbage.removed(self, new)
             return new
         stored.create(new)
         self._publish(resource, "MODIFIED", new)
         return copy.deepcopy(new)
 
-    def _delete(self, resource: Any, namespace: str | None, name: str) -> dict[str, Any]:
+    def _apply(self, request: rendering.Request, manager: str) -> dict[str, Any]:
+        """Server-side apply (`serverside_apply`): creates the object when it is missing."""
+        resource, namespace, name = request.resource, request.namespace, request.name
+        if request.subresource:
+            raise _error(400, "BadRequest", "apply to a subresource is not supported here")
+        if not request.params.get("fieldManager"):
+            raise _error(400, "BadRequest", "fieldManager is required for apply requests")
+        try:
+            data = yaml.safe_load(request.body or b"")
+        except yaml.YAMLError as exc:
+            raise _error(400, "BadRequest", f"the apply body is not YAML: {exc}") from exc
+        if not isinstance(data, dict) or (data.get("metadata") or {}).get("name") != name:
+            raise _error(400, "BadRequest", "the applied object must name the object of the URL")
+        key = (resource, namespace, name)
+        exists = key in self._objects and not self._objects[key].deleted
+        live = copy.deepcopy(self._objects[key].raw) if exists else None
+        force = request.params.get("force") in {"true", "1"}
+        try:
+            new = serverside_apply.apply(
+                live, data, manager, force, self._schema(resource), resource in self._with_status
+            )
+        except serverside_apply.Conflict as exc:
+            raise _error(409, "Conflict", str(exc), self._kinds[resource]) from exc
+        if live is None:
+            return self._create(resource, namespace, new, None)
+        return self._update(resource, namespace, name, new, None, "", "", None)
+
+    def _schema(self, resource: Any) -> serverside_apply.Schema:
+        crd_schema = None
+        if resource in self._crds:
+            crd_schema = self._crds[resource].openapi
+        return serverside_apply.schema_of(_api_version(resource), self._kinds[resource], crd_schema)
+
+    def fail(self, method: str, path: str, times: int, status: int = 500) -> list[float]:
+        """Answer the next `times` requests `method path` (a regular expression, matched in
+        full) with `status`, as an overloaded or failing server would; returns the list the
+        monotonic time of each failed request is appended to."""
+        failure = _Failure(method, re.compile(path), times, status)
+        self._failures.append(failure)
+        return failure.times
+
+    def _inject_failure(self, request: rendering.Request) -> None:
+        for failure in self._failures:
+            method = str(request.method.value)
+            if (
+                failure.left > 0
+                and failure.method == method
+                and failure.path.fullmatch(request.url.path)
+            ):
+                failure.left -= 1
+                failure.times.append(time.monotonic())
+                raise _error(failure.status, "InternalError", "injected by the test")
+
+    def _delete(
+        self, resource: Any, namespace: str | None, name: str, policy: str = "Background"
+    ) -> dict[str, Any]:
         stored = self._get(resource, namespace, name)
         obj = copy.deepcopy(stored.raw)
         meta = obj["metadata"]
+        if policy not in garbage.POLICIES:
+            raise _error(400, "BadRequest", f"unknown propagationPolicy {policy!r}")
+        if policy == "Orphan":
+            garbage.delete_dependents(self, obj, "Orphan")
+        elif policy == "Foreground" and garbage.dependents(self, meta["uid"]):
+            meta["finalizers"] = [*(meta.get("finalizers") or []), garbage.FOREGROUND]
         if meta.get("finalizers"):
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = _now()
@@ -418,18 +554,28 @@ class ApiServer(kmock.KubernetesEmulator):
                 meta["resourceVersion"] = self._next_version()
                 stored.create(obj)
                 self._publish(resource, "MODIFIED", obj)
+            if garbage.FOREGROUND in meta["finalizers"]:
+                garbage.delete_dependents(self, obj, "Foreground")
+                garbage.release_waiting_owners(self, {"metadata": {"ownerReferences": [meta]}})
+                current = self._objects[(resource, namespace, name)]
+                return obj if current.deleted else copy.deepcopy(current.raw)
             return obj
         meta["resourceVersion"] = self._next_version()
         stored.delete()
         self._publish(resource, "DELETED", obj)
+        garbage.removed(self, obj)
         return obj
 
     async def _watch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         watch = _selectors(request)
         since = request.params.get("resourceVersion") or ""
         timeout_s = float(request.params.get("timeoutSeconds") or 0) or None
+        bookmarks = request.params.get("allowWatchBookmarks") in {"true", "1"}
         async with self._lock:  # the snapshot and the subscription at one instant
-            if since not in {"", "0"}:
+            gone = self.watch_window.gone(request.resource, since)
+            if gone is not None:
+                backlog = [gone]  # too old: one ERROR event, then the stream ends
+            elif since not in {"", "0"}:
                 backlog = [
                     event
                     for version, resource, event in self._events
@@ -441,17 +587,21 @@ class ApiServer(kmock.KubernetesEmulator):
                     for (resource, _, _), obj in self._objects.items()
                     if resource == request.resource and not obj.deleted
                 ]
-            self._watches.append(watch)
+            if gone is None:
+                self._watches.append(watch)
         assert request._raw_request is not None
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request._raw_request)
         deadline = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
+        marks = _Bookmarks(self, request, deadline) if bookmarks and gone is None else None
         try:
             for event in backlog:
-                if watch.sees(event["object"]):
+                if event["type"] == "ERROR" or watch.sees(event["object"]):
                     await response.write(json.dumps(event).encode() + b"\n")
-            while True:
+            while gone is None:
                 left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+                if marks is not None and (mark := marks.due()) is not None:
+                    await response.write(json.dumps(mark).encode() + b"\n")
                 if left is not None and left <= 0:
                     break
                 transport = request._raw_request.transport
@@ -473,11 +623,13 @@ class ApiServer(kmock.KubernetesEmulator):
 
     # --- what a real server does on every write -------------------------------------------
 
-    def _admit(self, resource: Any, obj: dict[str, Any]) -> dict[str, Any]:
+    def _admit(
+        self, resource: Any, obj: dict[str, Any], old: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         obj.setdefault("apiVersion", _api_version(resource))
         obj.setdefault("kind", self._kinds[resource])
         if resource in self._crds:
-            stored, problems = self._crds[resource].admit(obj)
+            stored, problems = self._crds[resource].admit(obj, old)
             if problems:
                 name = obj["metadata"].get("name")
                 raise _error(
@@ -513,9 +665,33 @@ class ApiServer(kmock.KubernetesEmulator):
     def _publish(self, resource: Any, kind: str, obj: dict[str, Any]) -> None:
         event = {"type": kind, "object": copy.deepcopy(obj)}
         self._events.append((int(obj["metadata"]["resourceVersion"]), resource, event))
+        self.watch_window.record(resource, int(obj["metadata"]["resourceVersion"]))
         for watch in self._watches:
             if watch.resource == resource:
                 watch.queue.put_nowait(event)
+
+
+class _Bookmarks:
+    """When a watch that allows bookmarks gets its next one: every interval, and once just
+    before its timeout ends it."""
+
+    def __init__(self, server: ApiServer, request: rendering.Request, deadline: float | None):
+        self.server, self.resource = server, request.resource
+        self.loop = asyncio.get_running_loop()
+        self.next = self.loop.time() + server.watch_window.bookmark_interval_s
+        self.last_call = None if deadline is None else deadline - BOOKMARK_BEFORE_TIMEOUT_S
+
+    def due(self) -> dict[str, Any] | None:
+        now = self.loop.time()
+        final = self.last_call is not None and now >= self.last_call
+        if now < self.next and not final:
+            return None
+        self.next = now + self.server.watch_window.bookmark_interval_s
+        if final:
+            self.last_call = None
+        window = self.server.watch_window
+        kind = self.server._kinds[self.resource]
+        return window.bookmark(_api_version(self.resource), kind, self.server._resource_version)
 
 
 @functools.cache
@@ -566,8 +742,18 @@ def _content(obj: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in obj.items() if key not in {"metadata", "status"}}
 
 
+def _field_manager(request: rendering.Request) -> str:
+    """The request's field manager: `fieldManager`, else the User-Agent's product, as a real
+    server derives it."""
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    given = request.params.get("fieldManager")
+    return str(given or headers.get("user-agent", "unknown").split("/")[0] or "unknown")
+
+
 def _patch_kind(content_type: str) -> str:
     kind = content_type.split(";")[0].strip()
+    if kind == "application/apply-patch+yaml":
+        return "apply"
     if kind == "application/json-patch+json":
         return "json"
     if kind in {"application/merge-patch+json", "application/strategic-merge-patch+json"}:

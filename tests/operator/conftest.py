@@ -1,7 +1,10 @@
 """The operator tier's fixtures: a fresh emulated API server per test (`apiserver.ApiServer` on
 127.0.0.1, in the test's event loop), and the real kopf operator in its own thread
-(`kopf.testing.KopfRunner`, `-m trading_operator.handlers`, standalone, one namespace: no
-namespace scanning), reaching the server through a kubeconfig, as it would reach a cluster.
+(`kopf.testing.KopfRunner`, `-m trading_operator.handlers`, with kopf peering as the chart
+runs it, serving one namespace), reaching the server through a kubeconfig, as it would reach a
+cluster, with its ServiceAccount's token: the server enforces the RBAC the chart renders
+(namespaced mode, `authorization.py`), so a right the operator lacks fails here as on a cluster.
+`rbac` and `operator` take `cluster` by indirect parametrization: the chart's default mode.
 
 Timers and retries are short here (set before the handlers module is first imported, since its
 decorators read them); waits are for a condition under a deadline, never a bare sleep.
@@ -23,7 +26,10 @@ import pytest
 from kopf.testing import KopfRunner
 
 from components.runtime.kubeapi import KubeApi, KubeConfig
+from tests.operator import authorization
 from tests.operator.apiserver import ApiServer
+from tests.operator.authorization import Authorizer
+from trading_operator import deploy
 
 NAMESPACE = "trading"
 
@@ -49,16 +55,28 @@ os.environ.update(
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[ApiServer]:
-    async with ApiServer() as server, kmock.Server(server):
+def rbac(request: pytest.FixtureRequest) -> tuple[Authorizer, str]:
+    """RBAC as the chart renders it for an operator serving NAMESPACE (namespaced mode, the
+    mode the test operator runs in; `cluster` by indirect parametrization: the chart's default,
+    cluster-wide), and the operator account's token."""
+    cluster_wide = getattr(request, "param", "namespaced") == "cluster"
+    return authorization.for_operator(() if cluster_wide else (NAMESPACE,))
+
+
+@pytest.fixture
+async def api(rbac: tuple[Authorizer, str]) -> AsyncIterator[ApiServer]:
+    async with ApiServer(authorizer=rbac[0]) as server, kmock.Server(server):
         await server.serve_operator_resources(NAMESPACE)
         yield server
         server.stop_watches()
 
 
 @pytest.fixture
-def kubeconfig(api: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
+def kubeconfig(
+    api: ApiServer, rbac: tuple[Authorizer, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """The operator's kubeconfig: its ServiceAccount's token, so RBAC applies to it."""
+    path = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE, token=rbac[1])
     monkeypatch.setenv("KUBECONFIG", str(path))
     return path
 
@@ -66,8 +84,9 @@ def kubeconfig(api: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 class Operator:
     """The operator in its thread; `start()`/`stop()` may be called again (a restart)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cluster_wide: bool = False) -> None:
         self.runner: KopfRunner | None = None
+        self.cluster_wide = cluster_wide
 
     async def start(self) -> None:
         settings = kopf.OperatorSettings()
@@ -78,9 +97,9 @@ class Operator:
             "run",
             "-m",
             "trading_operator.handlers",
-            "--standalone",
+            f"--peering={deploy.PEERING}",  # as the chart runs it: leader election by kopf
             "--verbose",
-            f"--namespace={NAMESPACE}",
+            "--all-namespaces" if self.cluster_wide else f"--namespace={NAMESPACE}",
         ]
         self.runner = KopfRunner(args, settings=settings, timeout=20)
         await asyncio.to_thread(self.runner.__enter__)
@@ -96,8 +115,11 @@ class Operator:
 
 
 @pytest.fixture
-async def operator(api: ApiServer, kubeconfig: Path) -> AsyncIterator[Operator]:
-    running = Operator()
+async def operator(
+    api: ApiServer, kubeconfig: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Operator]:
+    """The operator serving NAMESPACE; `cluster` by indirect parametrization: all of them."""
+    running = Operator(cluster_wide=getattr(request, "param", "namespaced") == "cluster")
     await running.start()
     try:
         yield running

@@ -1,5 +1,5 @@
-"""`kubectl trading`: status, halt, resume and breaker against the emulated API server, through
-a kubeconfig as kubectl would (the plugin runs its own event loop, so in a thread here)."""
+"""`kubectl trading`: status, halt, resume, breaker and uninstall against the emulated API server,
+through a kubeconfig as kubectl would (the plugin runs its own event loop, so in a thread here)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,19 @@ from pathlib import Path
 import pytest
 
 from components.cli import kubectl_main
-from components.runtime.kubeapi import KubeApi
+from components.runtime.kubeapi import KubeApi, KubeConfig
 from tests.operator import systems
 from tests.operator.apiserver import ApiServer
+from tests.operator.conftest import NAMESPACE, eventually
+
+
+@pytest.fixture
+def kubeconfig(api: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A person's kubeconfig, not the operator's: the plugin deletes systems and lifts halts,
+    which the operator's own account may not (the server's RBAC applies to tokens only)."""
+    path = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    return path
 
 
 async def _kubectl(*argv: str) -> int:
@@ -107,3 +117,91 @@ async def test_unknown_system_then_exit_1(
 ) -> None:
     assert await _kubectl("breaker", "ghost") == 1
     assert "no TradingSystem 'ghost'" in capsys.readouterr().err
+
+
+async def _orphaned_system(api: ApiServer) -> None:
+    """A system its operator left behind: finalizer, an owned execution Deployment, one pod."""
+    manifest = systems.manifest()
+    manifest["metadata"]["finalizers"] = ["trading.dev/finalizer"]
+    body = await api.add(manifest)
+    labels = {
+        "app.kubernetes.io/name": "tradingsystem",
+        "app.kubernetes.io/instance": "demo",
+        "app.kubernetes.io/component": "execution",
+    }
+    owner = {
+        "apiVersion": "trading.dev/v1alpha1",
+        "kind": "TradingSystem",
+        "name": "demo",
+        "uid": body["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    pod = {"containers": [{"name": "execution", "image": "tradingsystem:0.1.0"}]}
+    await api.add(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "demo-execution",
+                "namespace": NAMESPACE,
+                "labels": labels,
+                "ownerReferences": [owner],
+            },
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": pod},
+            },
+        }
+    )
+    await api.add(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "demo-execution-7f9c", "namespace": NAMESPACE, "labels": labels},
+            "spec": pod,
+        }
+    )
+
+
+async def test_uninstall_when_no_operator_then_halts_waits_for_pods_then_releases(
+    api: ApiServer, kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _orphaned_system(api)
+    task = asyncio.create_task(_kubectl("uninstall", "demo", "--timeout", "30"))
+    await eventually(lambda: systems.replicas(api, "execution") == 0, what="execution halted")
+    await eventually(lambda: systems.system(api)["metadata"].get("deletionTimestamp"))
+    assert systems.system(api)["spec"]["halted"] is True
+    assert not task.done()  # the execution pod is still cancelling its orders
+
+    pod_url = f"/api/v1/namespaces/{NAMESPACE}/pods/demo-execution-7f9c"
+    async with KubeApi(KubeConfig(server=str(api.servers[0].url).rstrip("/"))) as kube:
+        await kube.delete(pod_url)
+    assert await task == 0
+    assert systems.system(api) is None
+    assert systems.deployment(api, "demo", "execution") is None  # collected with its owner
+    journal = api.journal()
+    halted = next(
+        i
+        for i, (_, kind, name, obj) in enumerate(journal)
+        if kind == "Deployment" and obj["spec"]["replicas"] == 0
+    )
+    pod_gone = next(
+        i for i, (t, kind, _, _) in enumerate(journal) if (t, kind) == ("DELETED", "Pod")
+    )
+    system_gone = next(
+        i for i, (t, kind, _, _) in enumerate(journal) if (t, kind) == ("DELETED", "TradingSystem")
+    )
+    assert halted < pod_gone < system_gone
+    assert "finalizer removed" in capsys.readouterr().out
+
+
+async def test_uninstall_when_execution_pods_stay_then_exit_1_and_finalizer_kept(
+    api: ApiServer, kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _orphaned_system(api)
+    assert await _kubectl("uninstall", "demo", "--timeout", "0.2") == 1
+    assert "demo-execution-7f9c still running" in capsys.readouterr().err
+    assert systems.system(api)["metadata"]["finalizers"] == ["trading.dev/finalizer"]
+    assert systems.replicas(api, "execution") == 0

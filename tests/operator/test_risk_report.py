@@ -37,6 +37,36 @@ def _state() -> RiskState:
     )
 
 
+async def test_reporter_when_nothing_changes_then_heartbeat_refreshed_every_interval(
+    api: ApiServer, client: KubeApi, kubeconfig: Path
+) -> None:
+    """A quiet risk manager must not look like a dead one: the breaker goes again with a fresh
+    heartbeat every `heartbeat_s`, though its state is the same."""
+    await systems.create(client)
+    reporter = kube_status.KubeStatusReporter(
+        "demo", NAMESPACE, KubeConfig.from_environment(), prom.CollectorRegistry(), heartbeat_s=0.2
+    )
+    task = asyncio.create_task(reporter.run())
+    try:
+        reporter.report(_state(), {"state": "closed", "since_ns": 5})
+        first = await eventually(
+            lambda: ((systems.system(api).get("status") or {}).get("breaker") or {}).get(
+                "heartbeat_ns"
+            )
+        )
+        later = await eventually(
+            lambda: (
+                (beat := systems.system(api)["status"]["breaker"]["heartbeat_ns"]) > first and beat
+            )
+        )
+        assert later - first >= 150_000_000  # not sooner than the interval
+        assert systems.system(api)["status"]["breaker"]["state"] == "closed"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def test_reporter_when_breaker_changes_then_patches_status_once(
     api: ApiServer, client: KubeApi, kubeconfig: Path
 ) -> None:

@@ -1,6 +1,6 @@
 """Deleting a TradingSystem: the execution engine is halted first and waited for, then the rest
-goes; the state volumes stay unless the spec says otherwise; and an operator uninstalled before
-its systems leaves no finalizer behind."""
+goes; the state volumes stay unless the spec says otherwise; and the finalizer outlives the
+operator, so that a deletion while it is away still halts first."""
 
 from __future__ import annotations
 
@@ -91,13 +91,32 @@ async def test_delete_when_volumes_not_retained_then_deleted_too(
         assert api.object("v1", "persistentvolumeclaims", NAMESPACE, name) is None
 
 
-async def test_operator_uninstalled_first_then_no_finalizer_left_hanging(
+async def test_operator_stopped_then_finalizer_kept_and_deletion_waits_for_halt_first(
     api: ApiServer, client: KubeApi, operator: Operator
 ) -> None:
+    """A shut-down (an upgrade, a rescheduled pod) must not open a window in which deleting a
+    system skips the halt-first teardown: the finalizer stays, the next operator does it."""
     await systems.create(client)
+    await eventually(lambda: systems.replicas(api, "execution") == 1, what="running")
     await eventually(lambda: systems.system(api)["metadata"].get("finalizers"), what="finalizer")
 
     await operator.stop()
-    assert not systems.system(api)["metadata"].get("finalizers")
+    assert "trading.dev/finalizer" in systems.system(api)["metadata"]["finalizers"]
     await client.delete(kubeapi.path(*systems.TS, NAMESPACE, "demo"))
-    assert systems.system(api) is None
+    assert systems.system(api)["metadata"]["deletionTimestamp"]  # Terminating, not gone
+    assert systems.replicas(api, "execution") == 1
+
+    await operator.start()
+    await eventually(lambda: systems.system(api) is None, what="the system gone")
+    journal = api.journal()
+    halted_at = next(
+        i
+        for i, (_, resource, name, obj) in enumerate(journal)
+        if resource == "Deployment" and name == "demo-execution" and obj["spec"]["replicas"] == 0
+    )
+    first_deletion = next(
+        i
+        for i, (kind, resource, _, _) in enumerate(journal)
+        if kind == "DELETED" and resource not in {"Pod", "Event"}
+    )
+    assert halted_at < first_deletion

@@ -6,9 +6,13 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from components.core.config import parse_spec
+from components.core.errors import CorruptLogError
 from components.core.events import BreakerState, RiskState
-from components.local import Supervisor, default_document, restart_delay_s
+from components.execution import orderlog
+from components.local import Supervisor, default_document, main, restart_delay_s
 from components.risk import breaker, statelog
 from components.risk.engine import RiskEngine
 
@@ -70,3 +74,28 @@ def test_supervisor_when_breaker_left_open_on_disk_then_execution_starts_halted(
     assert supervisor.halted and supervisor.breaker is BreakerState.OPEN
     supervisor.on_risk_state(risk_state(BreakerState.CLOSED))
     assert not supervisor.halted and supervisor._may_run.is_set()
+
+
+def test_main_when_order_log_damaged_then_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """Every journal of every component is checked, not the risk manager's alone: else the
+    execution engine would crash-loop and the run still end with 0."""
+    path = tmp_path / "execution" / orderlog.ORDER_LOG_NAME
+    log, _ = orderlog.OrderLog.open(path)
+    log.append(orderlog.FillConfirmed(ts_logged_ns=1, fill_id="f1"))
+    log.append(orderlog.FillConfirmed(ts_logged_ns=2, fill_id="f2"))
+    log.close()
+    data = path.read_bytes()
+    path.write_bytes(data[:-5] + bytes([data[-5] ^ 1]) + data[-4:])
+    second_line_at = data.index(b"\n") + 1
+
+    with pytest.raises(CorruptLogError) as caught:
+        main(None, tmp_path, 1.0, plain=True)
+
+    message = str(caught.value)
+    assert message.startswith(f"journal {path}: line 2 is corrupt: CRC mismatch")
+    assert f"(at byte {second_line_at})" in message
+    assert f"`tradingsystem state {tmp_path} --repair`" in message
+    assert "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["execution"]

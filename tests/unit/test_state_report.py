@@ -208,3 +208,138 @@ def test_state_when_execution_ran_then_every_order_with_client_id_state_and_fill
     assert "sys-1 buy 10 AAPL market: filled, filled 10 @ 100.01" in text
     assert "fill sys-1:10 6 @ 100.01 fee 0.05" in text
     assert "sys-2 buy 5 AAPL market: rejected (VENUE_REJECTED: x), filled 0" in text
+
+
+# --- damage and repair ------------------------------------------------------------------------
+
+
+def damage_last_line(path: Path) -> tuple[bytes, int]:
+    """Flip a body byte of the last (complete) line of `path`; the old bytes and its offset."""
+    data = path.read_bytes()
+    start = data.rstrip(b"\n").rfind(b"\n") + 1
+    path.write_bytes(data[:-5] + bytes([data[-5] ^ 0x01]) + data[-4:])
+    return data, start
+
+
+def test_state_when_last_line_damaged_then_file_line_and_offset_reported_and_exit_1(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The other journal is still reported; nothing is written."""
+    log = data_dir / "risk" / statelog.STATE_LOG_NAME
+    data, start = damage_last_line(log)
+    before = files(data_dir)
+    line = data.count(b"\n")
+
+    assert cli.main(["state", str(data_dir), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["risk"]["damage"] == {
+        "file": str(log),
+        "line": line,
+        "offset": start,
+        "problem": result["risk"]["damage"]["problem"],
+    }
+    assert result["risk"]["damage"]["problem"].startswith("CRC mismatch")
+    assert [f["fill_id"] for f in result["execution"]["unconfirmed_fills"]] == ["f1"]
+
+    assert cli.main(["state", str(data_dir)]) == 1
+    out, err = capsys.readouterr()
+    assert f"DAMAGED: journal {log}: line {line} is corrupt: CRC mismatch" in out
+    assert f"(at byte {start})" in out
+    assert "execution (" in out
+    assert err.strip().splitlines() == [
+        f"error: journal {log}: line {line} is corrupt: "
+        + result["risk"]["damage"]["problem"]
+        + f" (at byte {start}). See `tradingsystem state {data_dir}`; "
+        f"`tradingsystem state {data_dir} --repair` moves the damaged lines aside."
+    ]
+    assert files(data_dir) == before
+
+
+def test_state_repair_when_a_line_damaged_then_suffix_moved_aside_said_and_the_log_loads(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = data_dir / "execution" / orderlog.ORDER_LOG_NAME
+    lines = log.read_bytes().split(b"\n")
+    start = len(lines[0]) + 1
+    lines[1] = lines[1].replace(b'"f1"', b'"f2"')  # the fill: CRC now wrong, JSON intact
+    log.write_bytes(b"\n".join(lines))
+    damaged = log.read_bytes()
+
+    assert cli.main(["state", str(data_dir), "--repair"]) == 0
+    out = capsys.readouterr().out
+    (side_file,) = log.parent.glob("orders.log.damaged-*")
+    assert side_file.read_bytes() == damaged[start:]
+    assert log.read_bytes() == damaged[:start]
+    lost = len(damaged) - start
+    assert f"Repaired {log}: moved 2 lines ({lost} bytes) from line 2 (byte {start})" in out
+    assert f"to {side_file}" in out
+    assert "line 2: CRC mismatch" in out and '"fill_id":"f2"' in out  # what it held
+    assert "line 3: intact, but after the damage" in out and '"order_received"' in out
+    # The risk log was sound and is left alone; the repaired one loads.
+    assert not list((data_dir / "risk").glob("*.damaged-*"))
+    assert cli.main(["state", str(data_dir), "--json"]) == 0
+    execution = json.loads(capsys.readouterr().out)["execution"]
+    assert execution["records"] == 1 and execution["unconfirmed_fills"] == []
+
+
+def test_state_repair_when_nothing_damaged_then_nothing_written(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = files(data_dir)
+    assert cli.main(["state", str(data_dir), "--repair"]) == 0
+    assert "Nothing to repair" in capsys.readouterr().out
+    assert files(data_dir) == before
+
+
+def test_state_repair_when_a_replayed_segment_damaged_then_it_and_all_later_moved_aside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unreadable newest snapshot makes restore replay an archived segment: damage there
+    leaves a hole, so every later file goes aside too (records after a hole would apply wrong)."""
+    spec = TradingSystemSpec.model_validate({"symbols": ["AAPL"]})
+    risk_dir = tmp_path / "risk"
+    store, _ = statelog.StateStore.open(risk_dir, spec.risk.initial_cash, 3)
+    engine = RiskEngine(spec, store=store)
+    engine.start("test", T0)
+    engine.on_quote(quote("99.99", "100.01"), T0)
+    for n in range(1, 6):
+        order_for(engine, f"s{n}", 1, T0 + n * S)
+        if store.snapshot_due:
+            store.write_snapshot(engine.state, T0 + n * S)
+    store.close()
+    snapshots = sorted(risk_dir.glob("snapshot-*.snap"))
+    segments = sorted(risk_dir.glob("state-*.log"))
+    assert len(snapshots) == 2 and len(segments) == 1, sorted(risk_dir.iterdir())
+    snapshots[-1].write_bytes(b"garbage\n")  # the older snapshot + the segment after it
+    replayed = segments[-1]
+    data, start = damage_last_line(replayed)
+    active = (risk_dir / statelog.STATE_LOG_NAME).read_bytes()
+
+    assert cli.main(["state", str(tmp_path)]) == 1
+    assert f"DAMAGED: journal {replayed}: line" in capsys.readouterr().out
+    assert cli.main(["state", str(tmp_path), "--repair"]) == 0
+    out = capsys.readouterr().out
+    assert f"Repaired {replayed}: moved 1 line" in out
+    active_path = risk_dir / statelog.STATE_LOG_NAME
+    assert f"Repaired {active_path}: moved" in out
+    assert replayed.read_bytes() == data[:start]
+    (side,) = risk_dir.glob(f"{statelog.STATE_LOG_NAME}.damaged-*")
+    assert side.read_bytes() == active and active_path.read_bytes() == b""
+    assert cli.main(["state", str(tmp_path), "--json"]) == 0
+    risk = json.loads(capsys.readouterr().out)["risk"]
+    assert risk["damage"] is None
+
+
+def test_state_repair_when_records_missing_then_refused_and_nothing_written(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A gap in the sequence has no damaged suffix: cutting would not make the log whole."""
+    log = data_dir / "risk" / statelog.STATE_LOG_NAME
+    lines = log.read_bytes().split(b"\n")
+    log.write_bytes(b"\n".join(lines[:1] + lines[2:]))
+    before = files(data_dir)
+    assert cli.main(["state", str(data_dir), "--repair"]) == 1
+    out, err = capsys.readouterr()
+    assert "record 3 follows record 1: records lost" in out
+    assert err.startswith("error: cannot repair: state log ")
+    assert files(data_dir) == before

@@ -14,6 +14,7 @@ Required of a venue:
     open_orders()          every working order at the venue
     positions()            the venue's positions, shares by symbol
     ready() / close()      whether requests can be sent now / release connections and tasks
+    register_metrics(r)    optional: put the venue's own metrics in the engine's registry
 
 A failed request raises one of the errors below, which say whether retrying can help and whether
 the venue may have acted on the request anyway:
@@ -32,9 +33,11 @@ import abc
 import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
+import prometheus_client as prom
 
 from components.core.errors import TradingSystemError
 from components.core.events import BookSnapshot, Order, OrderStatus, Quote, Side, Trade
@@ -99,6 +102,10 @@ class Venue(abc.ABC):
         # (polling), since the venue counts those against the same limit.
         self.pace: Callable[[], Awaitable[Any]] | None = None
 
+    def keep_state_in(self, directory: Path) -> None:  # noqa: B027 (an optional hook)
+        """Where a venue living in this process keeps what must outlive it (the simulated
+        exchange's account); a real venue keeps its own, and ignores this."""
+
     async def start(self) -> None:  # noqa: B027 (an optional hook)
         """Connect whatever pushes reports (a stream); called once before the first request."""
 
@@ -130,6 +137,9 @@ class Venue(abc.ABC):
 
     def on_book(self, book: BookSnapshot) -> None:  # noqa: B027 (as on_quote)
         """A symbol's whole book, for venues that fill against its levels."""
+
+    def register_metrics(self, registry: prom.CollectorRegistry) -> None:  # noqa: B027
+        """Count the venue's own doings (its stream, its polls) in the engine's registry."""
 
     def ready(self) -> bool:
         return True

@@ -13,6 +13,7 @@ import asyncio
 import collections
 import random
 from decimal import Decimal
+from pathlib import Path
 
 from components.core.config import SimulatedFaultsConfig as Faults
 from components.core.events import BookSnapshot, Order, Quote, Trade
@@ -48,6 +49,9 @@ class FaultyVenue(Venue):
         if self.rng.random() < f.dropped:
             self.injected["dropped"] += 1
             raise VenueUnavailable("connection dropped (injected)")
+
+    def keep_state_in(self, directory: Path) -> None:
+        self.venue.keep_state_in(directory)
 
     async def start(self) -> None:
         await self.venue.start()

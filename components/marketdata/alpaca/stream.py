@@ -12,10 +12,16 @@ ends it decides what happens next:
 - 406 connection limit exceeded, or 429 (as a frame or as the HTTP status of the handshake):
   reconnect after at least `long_backoff_s`;
 - any other error frame, a refused or dropped connection, a handshake or auth that does not
-  finish in time, or a socket silent for `silence_timeout_s` (these sockets are known to stay open
-  while delivering nothing): reconnect after the next backoff delay, and subscribe again.
+  finish in time, or a silent socket: reconnect after the next backoff delay, and subscribe again.
 
-WebSocket pings every `heartbeat_s` (aiohttp's heartbeat) catch a dead peer between data frames.
+Silence is measured from the last *data* frame (one that carries a trade, quote or bar), never
+from control frames: these sockets are known to stay open, answering every ping, while they
+deliver nothing, and aiohttp restarts its receive timeout at each pong. So the wait for the next
+frame has its own deadline, `silence_timeout_s` after the last data; when it passes while the
+symbols are expected to trade (`trading_hours`), the session ends for the reason `silence` and the
+connection counts as down since the last data (so that the failover takes over). Outside those
+hours a quiet socket is left alone. WebSocket pings every `heartbeat_s` (aiohttp's heartbeat)
+catch a peer that stopped answering altogether.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import msgspec
 
 from components.core.config import AlpacaFeedConfig
 from components.core.events import Bar, Quote, Trade
+from components.marketdata import hours
 from components.marketdata.alpaca import protocol
 from components.marketdata.connection import Backoff, Connection, ConnectionState
 from components.marketdata.validation import Drops
@@ -44,18 +51,23 @@ _TRANSPORT_MAX_BYTES = 64 << 20
 
 
 class SessionEnded(Exception):
-    """A session ended; `retry_after_s` is the least wait before the next (None: do not retry)."""
+    """A session ended; `retry_after_s` is the least wait before the next (None: do not retry);
+    `reason` a short code for metrics: silence, closed, error_frame, fatal, limited, transport,
+    handshake, timeout."""
 
-    def __init__(self, why: str, *, retry_after_s: float | None = 0.0) -> None:
+    def __init__(
+        self, why: str, *, retry_after_s: float | None = 0.0, reason: str = "closed"
+    ) -> None:
         super().__init__(why)
         self.retry_after_s = retry_after_s
+        self.reason = reason
 
 
 class AlpacaFeed:
     """Trades, quotes and (optionally) minute bars of `symbols`, for as long as it can get them.
 
     `sleep` and `clock` are injectable so that tests can run the reconnect schedule without
-    waiting it out; `backoff` likewise (seeded jitter)."""
+    waiting it out; `backoff` likewise (seeded jitter); `wall_clock` decides trading hours."""
 
     def __init__(
         self,
@@ -68,6 +80,7 @@ class AlpacaFeed:
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.symbols = list(symbols)
@@ -80,6 +93,8 @@ class AlpacaFeed:
         self._credentials = credentials
         self._sleep = sleep
         self._clock = clock
+        self._wall_clock = wall_clock
+        self.hours = hours.TradingHours(config.trading_hours, config.trading_timezone)
 
     async def stream(self) -> AsyncIterator[Trade | Quote | Bar]:
         """Events until stopped, or until a fatal error (then the connection is FAILED)."""
@@ -97,11 +112,13 @@ class AlpacaFeed:
                     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                         ended = self._transport_failure(exc)
                     if ended.retry_after_s is None:
-                        self.connection.move(ConnectionState.FAILED, str(ended))
+                        self.connection.move(ConnectionState.FAILED, str(ended), reason="fatal")
                         return
                     delay_s = self.backoff.next_s(at_least_s=ended.retry_after_s)
                     self.connection.move(
-                        ConnectionState.RECONNECTING, f"{ended}; next try in {delay_s:.1f} s"
+                        ConnectionState.RECONNECTING,
+                        f"{ended}; next try in {delay_s:.1f} s",
+                        reason=ended.reason,
                     )
                     await self._sleep(delay_s)
             finally:
@@ -112,14 +129,16 @@ class AlpacaFeed:
         if isinstance(exc, aiohttp.WSServerHandshakeError):
             if exc.status == 429:
                 return SessionEnded(
-                    "handshake refused: HTTP 429", retry_after_s=self.config.long_backoff_s
+                    "handshake refused: HTTP 429",
+                    retry_after_s=self.config.long_backoff_s,
+                    reason="limited",
                 )
             if exc.status in (401, 403):
                 return SessionEnded(f"handshake refused: HTTP {exc.status}", retry_after_s=None)
-            return SessionEnded(f"handshake refused: HTTP {exc.status}")
+            return SessionEnded(f"handshake refused: HTTP {exc.status}", reason="handshake")
         if isinstance(exc, TimeoutError):
-            return SessionEnded("timed out while connecting")
-        return SessionEnded(f"connection failed: {type(exc).__name__}: {exc}")
+            return SessionEnded("timed out while connecting", reason="timeout")
+        return SessionEnded(f"connection failed: {type(exc).__name__}: {exc}", reason="transport")
 
     async def _session(self, session: aiohttp.ClientSession) -> AsyncIterator[Trade | Quote | Bar]:
         config = self.config
@@ -145,17 +164,19 @@ class AlpacaFeed:
                 reply.bars or "-",
             )
             self.connection.move(ConnectionState.SUBSCRIBED)
-            subscribed_at_s = self._clock()
+            subscribed_at_s = last_data_s = self._clock()
             try:
                 while True:
-                    controls, events = await self._receive(
-                        ws,
-                        config.silence_timeout_s,
-                        f"no message for {config.silence_timeout_s:g} s: the socket is silent",
-                    )
+                    controls, events = await self._receive_data(ws, last_data_s)
                     for control in controls:
                         if isinstance(control, protocol.Error):
                             raise self._on_error(control)
+                    if events:
+                        last_data_s = self._clock()
+                        self.connection.data_received()
+                    elif not controls:
+                        # No data yet by the deadline: a fault only while the symbols trade.
+                        last_data_s = self._silence_checked(last_data_s)
                     for event in events:
                         yield event
             finally:
@@ -164,13 +185,42 @@ class AlpacaFeed:
                 if self._clock() - subscribed_at_s >= config.backoff_max_s:
                     self.backoff.reset()
 
+    async def _receive_data(
+        self, ws: aiohttp.ClientWebSocketResponse, last_data_s: float
+    ) -> tuple[list[protocol.Control], list[Trade | Quote | Bar]]:
+        """The next frame, or ([], []) when `silence_timeout_s` has passed since `last_data_s`.
+
+        The deadline is ours, around the whole receive: aiohttp's own `receive(timeout)` starts
+        again at every pong it swallows, so a socket that only pongs would never time out."""
+        remaining_s = last_data_s + self.config.silence_timeout_s - self._clock()
+        try:
+            async with asyncio.timeout(max(0.0, remaining_s)):
+                return await self._receive(ws, None, "")
+        except TimeoutError:
+            return [], []
+
+    def _silence_checked(self, last_data_s: float) -> float:
+        """End the session if data was expected since `last_data_s`; else restart the count."""
+        now_s = self._clock()
+        if now_s - last_data_s < self.config.silence_timeout_s:
+            return last_data_s  # a frame with nothing in it (all dropped): keep counting
+        if not self.hours.open_at(self._wall_clock()):
+            return now_s  # the market is closed: quiet is normal; look again a timeout later
+        self.connection.went_silent(last_data_s)
+        raise SessionEnded(
+            f"no data frame for {now_s - last_data_s:.1f} s (silence_timeout_s "
+            f"{self.config.silence_timeout_s:g}) while {len(self.symbols)} symbol(s) should "
+            "trade; pings are answered, but the socket is silent",
+            reason="silence",
+        )
+
     async def _receive(
-        self, ws: aiohttp.ClientWebSocketResponse, timeout_s: float, on_timeout: str
+        self, ws: aiohttp.ClientWebSocketResponse, timeout_s: float | None, on_timeout: str
     ) -> tuple[list[protocol.Control], list[Trade | Quote | Bar]]:
         try:
             message = await ws.receive(timeout=timeout_s)
         except TimeoutError:
-            raise SessionEnded(on_timeout) from None
+            raise SessionEnded(on_timeout, reason="timeout") from None
         if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
             return self.decoder.decode(message.data)
         if message.type in (
@@ -180,7 +230,7 @@ class AlpacaFeed:
         ):
             raise SessionEnded(f"the server closed the connection (code {ws.close_code})")
         if message.type is aiohttp.WSMsgType.ERROR:
-            raise SessionEnded(f"connection error: {ws.exception()}")
+            raise SessionEnded(f"connection error: {ws.exception()}", reason="transport")
         return [], []
 
     async def _expect(
@@ -210,8 +260,10 @@ class AlpacaFeed:
         if error.fatal:
             return SessionEnded(f"{error.describe()}: retrying will not help", retry_after_s=None)
         if error.code in protocol.LONG_BACKOFF_ERRORS:
-            return SessionEnded(error.describe(), retry_after_s=self.config.long_backoff_s)
-        return SessionEnded(error.describe())
+            return SessionEnded(
+                error.describe(), retry_after_s=self.config.long_backoff_s, reason="limited"
+            )
+        return SessionEnded(error.describe(), reason="error_frame")
 
     def _auth_message(self) -> bytes:
         return msgspec.json.encode(

@@ -44,7 +44,7 @@ def deployment(system: System, component: str) -> dict[str, Any]:
             "template": {
                 "metadata": {
                     "labels": names.labels(system.name, component),
-                    "annotations": {names.CONFIG_HASH: config_hash(system)},
+                    "annotations": {names.CONFIG_HASH: config_hash(system, component)},
                 },
                 "spec": _pod(system, component),
             },

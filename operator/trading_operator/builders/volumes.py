@@ -15,8 +15,6 @@ def state_claim(system: System, component: str) -> dict[str, Any]:
     meta = system.metadata(
         names.state_claim(system.name, component), component, owned=not storage.retain_on_delete
     )
-    if storage.retain_on_delete:
-        meta["ownerReferences"] = []  # a merge patch then drops one set before
     spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": storage.size}},

@@ -4,16 +4,20 @@ stat, and bad input refused with exit code 2 (config) or 1 (data), one line, no 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
+import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from components import cli
+from components.backtest import results, stats
 
 SMA = "components.strategy.sma_cross:SmaCross"
 ROOT = Path(__file__).resolve().parents[3]
@@ -49,7 +53,7 @@ def test_backtest_when_json_then_result_has_stats_trades_equity(
     code = backtest(
         daily,
         *("--params", '{"fast": 5, "slow": 20}', "--json", "--sizing", "fraction"),
-        *("--commission-per-order", "1", "--allow-short", "true"),
+        *("--commission-per-order", "1", "--allow-short"),
     )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
@@ -71,7 +75,7 @@ def test_backtest_when_report_then_same_html_bytes_every_run(daily: Path, tmp_pa
         pages.append(out.read_bytes())
     assert pages[0] == pages[1]
     page = pages[0].decode()
-    assert page.count("<svg") == 2 and "Drawdown" in page and "Round trips" in page
+    assert page.count("<svg") == 3 and "Drawdown" in page and "Round trips" in page
     assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no network
 
 
@@ -119,7 +123,13 @@ def test_backtest_when_one_point_then_same_stats_as_in_a_sweep(
     sweep._load([str(daily)], None, None)  # what each worker does first
     in_sweep = sweep.run_point(SMA, {"fast": 3, "slow": 10}, config.BacktestConfig())
     assert backtest(daily, "--json", "--params", '{"fast": 3, "slow": 10}') == 0
-    assert json.loads(capsys.readouterr().out)["stats"] == in_sweep
+    alone = json.loads(capsys.readouterr().out)["stats"]
+    # The benchmark needs the prices, which a sweep's point does not pass to stats.compute.
+    benchmark = {"buy_hold_return", "alpha", "beta"}
+    assert alone["buy_hold_return"] is not None and in_sweep["buy_hold_return"] is None
+    assert {k: v for k, v in alone.items() if k not in benchmark} == {
+        k: v for k, v in in_sweep.items() if k not in benchmark
+    }
 
 
 @pytest.mark.parametrize(
@@ -168,7 +178,7 @@ def test_backtest_when_run_in_two_processes_then_json_and_report_byte_identical(
     for seed in ("1", "2"):
         report_path = tmp_path / f"r{seed}.html"
         command = [sys.executable, "-m", "components", "backtest", "--strategy", SMA]
-        options = ["--params", "{fast: 3, slow: 12}", "--sizing", "fraction", "--allow-short", "1"]
+        options = ["--params", "{fast: 3, slow: 12}", "--sizing", "fraction", "--allow-short"]
         result = subprocess.run(
             [*command, "--data", str(daily), "--json", "--report", str(report_path), *options],
             cwd=ROOT,
@@ -216,3 +226,98 @@ def test_backtest_when_system_spec_has_stops_then_the_risk_manager_closes_losers
     worst = min(float(t["return_pct"]) for t in with_stops["trades"])
     assert worst > -5 > min(float(t["return_pct"]) for t in without["trades"])
     assert with_stops["stats"]["trades"] >= without["stats"]["trades"]
+
+
+@pytest.mark.parametrize("name", ["sma_cross", "breakout", "mean_reversion"])
+def test_backtest_when_strategy_is_a_builtin_short_name_then_it_runs(
+    daily: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    code = cli.main(["backtest", "--strategy", name, "--data", str(daily), "--json"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["strategy"] == name
+
+
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        ("sma-cross", "strategy.class_path: 'sma-cross' is no built-in strategy (one of"),
+        (":SmaCross", "strategy.class_path: cannot import module ''"),
+        (".sma_cross:SmaCross", "strategy.class_path: cannot import module '.sma_cross'"),
+    ],
+)
+def test_backtest_when_strategy_name_malformed_then_exit_2_without_traceback(
+    daily: Path, capsys: pytest.CaptureFixture[str], strategy: str, message: str
+) -> None:
+    assert cli.main(["backtest", "--strategy", strategy, "--data", str(daily)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_backtest_when_help_then_every_option_shows_its_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["backtest", "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal's width
+    assert "(default: 100000)" in text and "(default: next_open)" in text
+    assert "--allow-short, --no-allow-short" in text and "(default: False)" in text
+    assert "--close-at-end, --no-close-at-end" in text and "(default: True)" in text
+    assert "--sort-by SORT_BY" in text and "(default: sharpe)" in text
+    assert "(default: None)" not in text
+    assert not re.search(r"\(default: [^)]*\) \(default:", text)  # nothing said twice
+
+
+def test_backtest_when_boolean_flags_then_set_without_a_value(
+    daily: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "report.html"
+    flags = ("--allow-short", "--no-close-at-end", "--sizing", "fraction")
+    assert backtest(daily, "--json", *flags, "--report", str(page)) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["allow_short"] is True and result["config"]["close_at_end"] is False
+    (position,) = result["open_positions"]  # the SMA cross is always in, long or short
+    assert result["stats"]["open_positions"] == 1
+    assert position["symbol"] == "WALK" and position["side"] in {"long", "short"}
+    gross = Decimal(position["unrealized_pnl"]) - Decimal(position["fees"])
+    assert gross == Decimal(position["pnl"])
+    assert round(Decimal(position["pnl"]), 2) == Decimal(result["stats"]["open_pnl"])
+    assert "Open at the end" in page.read_text() and "open: " in page.read_text()
+    net = Decimal(result["stats"]["realized_pnl"]) + Decimal(result["stats"]["open_pnl"])
+    assert net == Decimal(result["stats"]["net_pnl"])
+
+
+def test_backtest_when_trades_csv_then_one_row_per_round_trip_at_the_tick(
+    daily: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "trades.csv"
+    assert backtest(daily, "--json", "--trades-csv", str(out), "--sizing", "fraction") == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert len(rows) == len(result["trades"]) > 0
+    assert list(rows[0]) == list(results.TRADE_COLUMNS)
+    assert all(re.fullmatch(r"\d+\.\d\d", row["entry_price"]) for row in rows)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d", row["exit_time"]) for row in rows)
+    assert [row["pnl"] for row in rows] == [trade["pnl"] for trade in result["trades"]]
+
+
+def test_backtest_when_report_then_price_chart_benchmark_months_and_definitions(
+    daily: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+    assert backtest(daily, "--json", "--report", str(out), "--sizing", "fraction") == 0
+    page = out.read_text()
+    assert "WALK: price and trades" in page and "<title>buy " in page and "exit at " in page
+    assert "buy and hold" in page and "Monthly returns" in page
+    assert stats.FIGURES["sharpe"].definition in page
+    assert "simple per-bar returns" in page and "profit factor is in money" in page
+
+
+def test_backtest_when_table_then_percentages_days_and_definitions(
+    daily: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert backtest(daily, "--sizing", "fraction") == 0
+    out = " ".join(re.sub("[│┃┏┓┗┛━─┡┩└┘┌┐╇┳┻]", " ", capsys.readouterr().out).split())
+    assert re.search(r"total_return -?[\d,]+\.\d\d %", out)
+    assert re.search(r"max_drawdown_duration_s [\d,]+\.\d d", out)
+    assert "buy_hold_return" in out and stats.FIGURES["kelly"].definition[:30] in out

@@ -39,7 +39,7 @@ def test_load_when_csv_daily_bars_then_exact_bars_with_day_timeframe(tmp_path: P
         D("99.90"),
         D("100.70"),
     )
-    assert (first.ts_open_ns, first.ts_close_ns) == (JAN_2_NS, JAN_2_NS + DAY_NS)
+    assert (first.ts_open_ns, first.ts_close_ns) == (JAN_2_NS, JAN_2_NS + DAY_NS - 1)
     assert [bar.ts_open_ns for bar in bars if isinstance(bar, Bar)][-1] == JAN_2_NS + 3 * DAY_NS
 
 
@@ -167,3 +167,89 @@ def test_load_when_no_symbol_column_then_ticker_from_file_name(
     path.write_text("ts_ns,price,size\n1,10,1\n")
     (trade,) = data.load(path)
     assert isinstance(trade, Trade) and trade.symbol == ticker
+
+
+def _goog_csv() -> Path:
+    """backtesting.py's bundled sample: a pandas export whose first, unnamed column holds dates."""
+    import backtesting
+
+    return Path(backtesting.__file__).parent / "test" / "GOOG.csv"
+
+
+def test_load_when_pandas_export_with_unnamed_index_then_dates_from_first_column() -> None:
+    bars = [bar for bar in data.load(_goog_csv()) if isinstance(bar, Bar)]
+    assert len(bars) == 2148 and bars[0].symbol == "GOOG"
+    first = bars[0]
+    assert (first.open, first.close, first.volume) == (D("100"), D("100.34"), D("22351900"))
+    assert first.ts_open_ns == 1_092_873_600 * 10**9  # 2004-08-19, the first row's date
+
+
+@pytest.mark.parametrize("header", ["Date", "DATE", "date", "Datetime", "DateTime", "TIMESTAMP"])
+def test_load_when_time_header_in_any_case_then_it_is_the_time_column(
+    tmp_path: Path, header: str
+) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text(f"{header},Open,High,Low,Close\n2024-01-02,1,2,0.5,1.5\n2024-01-03,1,2,.5,1\n")
+    assert [bar.ts_open_ns for bar in data.load(path)] == [JAN_2_NS, JAN_2_NS + DAY_NS]
+
+
+def test_load_when_pandas_export_with_range_index_then_named_time_column_wins(
+    tmp_path: Path,
+) -> None:
+    """`frame.to_csv()` of a frame without a date index writes 0, 1, 2 in an unnamed column."""
+    path = tmp_path / "x.csv"
+    path.write_text(",Datetime,Open,High,Low,Close\n0,2024-01-02 09:30:00,1,2,0.5,1.5\n")
+    (bar,) = data.load(path, timeframe_s=60)
+    assert isinstance(bar, Bar) and bar.ts_open_ns == JAN_2_NS + (9 * 3600 + 1800) * 10**9
+
+
+def test_load_when_yahoo_csv_with_adj_close_then_close_as_traded(tmp_path: Path) -> None:
+    """Yahoo's `Adj Close` is back-adjusted for later splits and dividends: the bar keeps the
+    prices that traded, so fills and the high/low bounds agree."""
+    path = tmp_path / "aapl.csv"
+    path.write_text(
+        "Date,Open,High,Low,Close,Adj Close,Volume\n"
+        "2024-01-02,187.15,188.44,183.89,185.64,184.94,82488700\n"
+        "2024-01-03,184.22,185.88,183.43,184.25,183.55,58414500\n"
+    )
+    bars = [bar for bar in data.load(path) if isinstance(bar, Bar)]
+    assert [(b.symbol, b.close) for b in bars] == [("AAPL", D("185.64")), ("AAPL", D("184.25"))]
+
+
+def test_load_when_yfinance_csv_with_ticker_header_rows_then_bars_of_that_ticker(
+    tmp_path: Path,
+) -> None:
+    """`yfinance.download(...).to_csv()` writes two more header rows: the tickers, then `Date`."""
+    path = tmp_path / "download.csv"
+    path.write_text(
+        "Price,Adj Close,Close,High,Low,Open,Volume\n"
+        "Ticker,MSFT,MSFT,MSFT,MSFT,MSFT,MSFT\n"
+        "Date,,,,,,\n"
+        "2024-01-02,368.1,370.87,375.9,366.77,373.86,25258600\n"
+        "2024-01-03,367.7,370.6,373.26,368.51,369.01,23083500\n"
+    )
+    bars = [bar for bar in data.load(path) if isinstance(bar, Bar)]
+    assert [(b.symbol, b.open, b.ts_open_ns) for b in bars] == [
+        ("MSFT", D("373.86"), JAN_2_NS),
+        ("MSFT", D("369.01"), JAN_2_NS + DAY_NS),
+    ]
+
+
+def test_load_when_no_time_column_then_error_lists_the_columns_found(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("when,Open,High,Low,Close\n2024-01-02,1,2,0.5,1.5\n")
+    with pytest.raises(DataError, match=re.escape("found: when, Open, High, Low, Close")):
+        data.load(path)
+
+
+def test_load_when_daily_bars_by_date_then_each_closes_on_its_own_session_date(
+    tmp_path: Path,
+) -> None:
+    """A daily bar labelled 2013-03-01 (a Friday) closes that day, not on Saturday."""
+    path = tmp_path / "x.csv"
+    path.write_text("Date,Open,High,Low,Close\n2013-02-28,1,2,0.5,1.5\n2013-03-01,1,2,0.5,1\n")
+    bars = [bar for bar in data.load(path) if isinstance(bar, Bar)]
+    friday_ns = 1_362_096_000 * 10**9
+    assert (bars[-1].ts_open_ns, bars[-1].ts_close_ns) == (friday_ns, friday_ns + DAY_NS - 1)
+    assert bars[-1].timeframe == "86400s"
+    assert bars[0].ts_close_ns < bars[-1].ts_open_ns  # the next session opens after it closed

@@ -14,7 +14,7 @@ import json
 import math
 import random
 import sys
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,18 @@ def record(run: BacktestRun) -> dict[str, Any]:
     }
 
 
+def valued(trade: dict[str, Any]) -> dict[str, Any]:
+    """A round trip with its numbers as Decimals: how the summary spells a price (94.33 or
+    94.3300000) is the report's business, not the engine's."""
+    out: dict[str, Any] = {}
+    for key, value in trade.items():
+        try:
+            out[key] = Decimal(value) if isinstance(value, str) else value
+        except InvalidOperation:
+            out[key] = value
+    return out
+
+
 @pytest.fixture(scope="module")
 def events() -> list[Bar]:
     return walk()
@@ -126,8 +138,10 @@ def test_run_when_random_walk_then_trades_and_equity_are_as_recorded(
     for index, (mine, recorded) in enumerate(
         zip(actual["trades"], expected["trades"], strict=True)
     ):
-        assert mine == recorded, f"round trip {index}"
-    assert actual == expected
+        assert valued(mine) == valued(recorded), f"round trip {index}"
+    assert {k: v for k, v in actual.items() if k != "trades"} == {
+        k: v for k, v in expected.items() if k != "trades"
+    }
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))

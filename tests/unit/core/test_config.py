@@ -162,3 +162,31 @@ def test_parse_when_kubernetes_fields_absent_then_defaults_are_safe() -> None:
     _, spec = parse_spec({"symbols": ["AAPL"]})
     assert (spec.resume_policy, spec.storage.retain_on_delete) == ("manual", True)
     assert spec.pods.strategy.replicas == 1 and spec.monitoring.service_monitor is False
+
+
+def test_load_when_not_utf8_then_one_error_naming_file_line_and_byte(tmp_path: Path) -> None:
+    """Latin-1 from an old editor, say: a config error, not a UnicodeDecodeError."""
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("symbols: [AAPL]\n# caf\u00e9 au lait\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_spec(path)
+    assert caught.value.problems == [
+        "line 2, column 6: not UTF-8 text (byte 0xe9 at offset 21: invalid continuation byte)"
+    ]
+    assert str(caught.value) == f"invalid config {path}: " + caught.value.problems[0]
+
+
+def test_load_when_utf8_with_byte_order_mark_then_loads(tmp_path: Path) -> None:
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbfsymbols: [AAPL]\n")
+    assert load_spec(path)[1].symbols == ["AAPL"]
+
+
+def test_load_when_control_character_then_error_with_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "control.yaml"
+    path.write_bytes(b"symbols: [AAPL]\nhalted: false\x01\n")
+    with pytest.raises(ConfigError) as caught:
+        load_spec(path)
+    assert caught.value.problems == [
+        "line 2, column 14: not valid YAML: special characters are not allowed (#x0001)"
+    ]

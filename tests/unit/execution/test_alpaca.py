@@ -6,14 +6,19 @@ polled after it reconnects."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
+import prometheus_client as prom
 import pytest
 
 from components.core.events import Order, OrderStatus, OrderType, Side, TimeInForce
-from components.execution.venues.alpaca import AlpacaVenue
+from components.execution.gateway import Gateway, GatewayMetrics
+from components.execution.ratelimit import TokenBucket
+from components.execution.retry import Backoff
+from components.execution.venues.alpaca import AlpacaVenue, parsing
 from components.execution.venues.alpaca.client import AlpacaClient, retry_after_s
 from components.execution.venues.base import (
     DuplicateClientOrderId,
@@ -21,6 +26,7 @@ from components.execution.venues.base import (
     OutcomeUnknown,
     RateLimited,
     Report,
+    VenueError,
     VenueUnavailable,
 )
 from components.local import free_ports
@@ -268,3 +274,219 @@ async def test_stream_when_dropped_then_reconnects_and_polls_what_it_missed(
     started = time.monotonic()
     reports = await until(venue, OrderStatus.FILLED)
     assert reports[-1].filled_quantity == D(10) and time.monotonic() - started < 5
+
+
+async def _streaming(venue: AlpacaVenue, fake: FakeAlpacaTrading) -> None:
+    async with asyncio.timeout(5):
+        while not venue.streaming or not fake._streams:
+            await asyncio.sleep(0.01)
+
+
+def _sample(venue: AlpacaVenue, name: str, **labels: str) -> float:
+    return venue.metrics.registry.get_sample_value(name, {"venue": "alpaca", **labels}) or 0.0
+
+
+async def test_stream_when_muted_while_an_order_works_then_polled_fill_and_reconnect(
+    fake: FakeAlpacaTrading, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The mute fault: the trade_updates socket stays open and answers pings, but the fill of a
+    working order never comes on it. After `silence_timeout_s` without an update the venue polls
+    the order over REST, reports the fill once, and reconnects the stream, which it found lying."""
+    venue = AlpacaVenue(
+        fake.url, CREDENTIALS, timeout_s=1.0, poll_interval_s=0.05, silence_timeout_s=0.3
+    )
+    try:
+        await venue.start()
+        await _streaming(venue, fake)
+        await venue.submit(order(order_type=OrderType.LIMIT, limit_price="90"))
+        await until(venue, OrderStatus.NEW)
+        fake.mute()
+        fake.set_price("AAPL", "89.50")  # fills at the venue; the stream says nothing
+        assert fake.injected["muted_event"] == 1
+        reports = await until(venue, OrderStatus.FILLED)
+        assert reports[-1].filled_quantity == D(10)
+        async with asyncio.timeout(5):
+            while fake.stream_connections < 2 or not venue.streaming:
+                await asyncio.sleep(0.01)
+        assert _sample(venue, "execution_venue_polls_total", reason="silence") >= 1
+        assert _sample(venue, "execution_venue_stream_reconnects_total", reason="silence") == 1
+        assert "silence" in caplog.text and alpaca_trading.SECRET not in caplog.text
+    finally:
+        await venue.close()
+
+
+async def test_stream_when_quiet_and_nothing_works_then_no_poll_and_no_reconnect(
+    fake: FakeAlpacaTrading,
+) -> None:
+    """Silence with no working order is the normal state of a quiet account, not a fault."""
+    venue = AlpacaVenue(
+        fake.url, CREDENTIALS, timeout_s=1.0, poll_interval_s=0.05, silence_timeout_s=0.1
+    )
+    try:
+        await venue.start()
+        await _streaming(venue, fake)
+        fake.mute()
+        await asyncio.sleep(0.5)
+        assert fake.requests["GET /v2/orders:by_client_order_id"] == 0
+        assert fake.stream_connections == 1
+    finally:
+        await venue.close()
+
+
+async def test_stream_when_muted_and_resting_order_unchanged_then_polls_without_reconnect(
+    fake: FakeAlpacaTrading,
+) -> None:
+    """A resting order may hear nothing for hours: the poll that finds it unchanged is enough,
+    and the stream is kept (it is reconnected only once a poll shows it missed something)."""
+    venue = AlpacaVenue(
+        fake.url, CREDENTIALS, timeout_s=1.0, poll_interval_s=0.05, silence_timeout_s=0.1
+    )
+    try:
+        await venue.start()
+        await _streaming(venue, fake)
+        await venue.submit(order(order_type=OrderType.LIMIT, limit_price="90"))
+        await until(venue, OrderStatus.NEW)
+        async with asyncio.timeout(5):
+            while _sample(venue, "execution_venue_polls_total", reason="silence") < 3:
+                await asyncio.sleep(0.01)
+        assert fake.stream_connections == 1
+    finally:
+        await venue.close()
+
+
+async def test_stream_when_fill_event_duplicated_then_reported_once(
+    fake: FakeAlpacaTrading,
+) -> None:
+    """The same execution (by Alpaca's execution_id) on the stream twice is one report."""
+    fake.faults.duplicate_event = 1.0
+    venue = AlpacaVenue(fake.url, CREDENTIALS, timeout_s=1.0, poll_interval_s=0.05)
+    try:
+        await venue.start()
+        await _streaming(venue, fake)
+        await venue.submit(order())
+        reports = await until(venue, OrderStatus.FILLED)
+        async with asyncio.timeout(5):
+            while not _sample(venue, "execution_venue_events_skipped_total", reason="duplicate"):
+                await asyncio.sleep(0.01)
+        fills = [r for r in reports if r.last_quantity]
+        assert len(fills) == 1 and venue.reports.empty()
+    finally:
+        await venue.close()
+
+
+async def test_stream_when_malformed_events_then_skipped_counted_and_stream_keeps_going(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading
+) -> None:
+    await venue.start()
+    await _streaming(venue, fake)
+    for data in (None, "fill", {"event": "fill"}, {"event": "new", "order": {"qty": "NaN"}}):
+        await fake.send_event(data)
+    await venue.submit(order())
+    reports = await until(venue, OrderStatus.FILLED)
+    assert {r.client_order_id for r in reports} == {"c1"}
+    assert _sample(venue, "execution_venue_malformed_bodies_total", endpoint="trade_updates") == 4
+    assert venue.ready()
+
+
+@pytest.mark.parametrize(
+    ("call", "endpoint", "body"),
+    [
+        ("positions", "GET /v2/positions", [{"symbol": "AAPL"}]),
+        ("positions", "GET /v2/positions", {"qty": "1e999999999"}),
+        ("open_orders", "GET /v2/orders", [{"id": "x"}]),
+        ("account", "GET /v2/account", "<html>maintenance</html>"),
+    ],
+)
+async def test_request_when_body_malformed_then_venue_error_names_endpoint_and_excerpt(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading, call: str, endpoint: str, body: object
+) -> None:
+    fake.corrupt_next(body)
+    with pytest.raises(parsing.ParseError, match=f"^{endpoint}: unreadable answer: ") as info:
+        await getattr(venue, call)()
+    assert isinstance(info.value, VenueError) and "(body: " in str(info.value)
+    assert alpaca_trading.SECRET not in str(info.value)
+    assert _sample(venue, "execution_venue_malformed_bodies_total", endpoint=endpoint) == 1
+    assert await venue.positions() == {}  # the next answer is read as usual
+
+
+async def test_submit_when_ack_malformed_then_outcome_unknown_and_gateway_finds_it_once(
+    venue: AlpacaVenue, fake: FakeAlpacaTrading
+) -> None:
+    """An acknowledgement that cannot be read says nothing of what the venue did: the order was
+    created, so the gateway must look it up, not send it again."""
+    fake.corrupt_next({"id": None, "status": "accepted"})
+    gateway = Gateway(
+        venue,
+        TokenBucket(100_000, 1000),
+        Backoff(initial_s=0.001, cap_s=0.01, max_attempts=3),
+        GatewayMetrics(prom.CollectorRegistry()),
+    )
+    ack = await gateway.submit(order())
+    assert ack.client_order_id == "c1" and fake.submits["c1"] == 1
+    assert fake.duplicate_attempts == 0
+
+
+async def test_poll_when_answer_malformed_then_counted_and_the_next_poll_finds_the_fill(
+    fake: FakeAlpacaTrading,
+) -> None:
+    """A silence poll that gets an unreadable answer is logged and counted; the poll loop goes
+    on, and the next one reports the fill the muted stream never sent."""
+    venue = AlpacaVenue(
+        fake.url, CREDENTIALS, timeout_s=1.0, poll_interval_s=0.05, silence_timeout_s=0.2
+    )
+    try:
+        await venue.start()
+        await _streaming(venue, fake)
+        await venue.submit(order(order_type=OrderType.LIMIT, limit_price="90"))
+        await until(venue, OrderStatus.NEW)
+        fake.mute()
+        fake.set_price("AAPL", "89.50")
+        fake.corrupt_next({"client_order_id": "c1", "qty": {"$gt": 0}})
+        reports = await until(venue, OrderStatus.FILLED)
+        assert reports[-1].filled_quantity == D(10)
+        endpoint = "GET /v2/orders:by_client_order_id"
+        assert _sample(venue, "execution_venue_malformed_bodies_total", endpoint=endpoint) == 1
+        assert venue.ready()
+    finally:
+        await venue.close()
+
+
+async def test_stream_when_one_fill_lost_amid_other_traffic_then_that_order_is_polled(
+    fake: FakeAlpacaTrading,
+) -> None:
+    """A stream that drops one order's fill but goes on delivering the others' updates is not
+    silent as a whole: the lost fill is found because that order heard nothing for
+    `silence_timeout_s`, while new orders keep the stream busy all along."""
+    venue = AlpacaVenue(
+        fake.url, CREDENTIALS, timeout_s=1.0, poll_interval_s=0.05, silence_timeout_s=0.4
+    )
+    traffic: asyncio.Task[None] | None = None
+
+    async def busy() -> None:
+        for n in range(2, 200):
+            await venue.submit(order(f"c{n}", quantity=1))
+            await asyncio.sleep(0.1)  # an update on the stream every 0.1 s < silence_timeout_s
+
+    try:
+        await venue.start()
+        await _streaming(venue, fake)
+        await venue.submit(order(order_type=OrderType.LIMIT, limit_price="90"))
+        await until(venue, OrderStatus.NEW)
+        fake.mute()
+        fake.set_price("AAPL", "89.50")  # c1 fills; only this event is lost
+        fake.mute(False)
+        traffic = asyncio.create_task(busy())
+        async with asyncio.timeout(5):
+            while True:
+                report = await venue.reports.get()
+                if report.client_order_id == "c1" and report.status is OrderStatus.FILLED:
+                    break
+        assert report.filled_quantity == D(10)
+        assert fake.injected["muted_event"] == 1 and not traffic.done()
+        assert _sample(venue, "execution_venue_polls_total", reason="silence") >= 1
+    finally:
+        if traffic is not None:
+            traffic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await traffic
+        await venue.close()

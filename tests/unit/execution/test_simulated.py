@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from pathlib import Path
 
+import msgspec
 import pytest
 
 from components.core.config import SimulatedVenueConfig
@@ -19,7 +21,7 @@ from components.core.events import (
     Trade,
 )
 from components.execution.venues.base import DuplicateClientOrderId, Report
-from components.execution.venues.simulated import SimulatedExchange
+from components.execution.venues.simulated import ACCOUNT_NAME, SimulatedExchange
 from tests.factories import quote
 
 D = Decimal
@@ -123,3 +125,64 @@ async def test_trades_and_books_when_forwarded_then_queue_and_levels_fill_orders
         (D(4), D("100.01")),
         (D(6), D("100.03")),
     ]
+
+
+async def test_restart_when_orders_filled_before_then_positions_and_fills_kept(
+    tmp_path: Path,
+) -> None:
+    """The exchange's account outlives its process, as a real venue's does: a restarted engine
+    looks up an order of the earlier process and finds its fills; the positions are kept."""
+    first = SimulatedExchange(SimulatedVenueConfig())
+    first.keep_state_in(tmp_path)
+    first.on_quote(quote("99.98", "100.02"))
+    await first.submit(order("c1"))
+    await first.submit(msgspec.structs.replace(order("c2"), side=Side.SELL, quantity=D("2.5")))
+    await first.submit(order("resting", limit_price="90"))
+    assert await first.positions() == {"AAPL": D("7.5")}
+
+    again = SimulatedExchange(SimulatedVenueConfig())
+    again.keep_state_in(tmp_path)
+    assert await again.positions() == {"AAPL": D("7.5")}
+    found = await again.get_order("c1")
+    assert found is not None
+    assert (found.status, found.filled_quantity, found.avg_fill_price) == (
+        OrderStatus.FILLED,
+        D(10),
+        D("100.02"),
+    )
+    assert await again.get_order("resting") is None  # no fill: gone with the process
+    assert await again.open_orders() == []
+
+
+async def test_keep_state_in_when_called_again_on_the_same_exchange_then_positions_once(
+    tmp_path: Path,
+) -> None:
+    """An engine restarted on a venue that survived (the fault campaign's) keeps state again."""
+    exchange = SimulatedExchange(SimulatedVenueConfig())
+    exchange.keep_state_in(tmp_path)
+    exchange.on_quote(quote("99.98", "100.02"))
+    await exchange.submit(order("c1"))
+    exchange.keep_state_in(tmp_path)
+    assert await exchange.positions() == {"AAPL": D(10)}
+
+
+async def test_keep_state_in_when_last_line_torn_then_skipped_and_the_rest_loaded(
+    tmp_path: Path,
+) -> None:
+    first = SimulatedExchange(SimulatedVenueConfig())
+    first.keep_state_in(tmp_path)
+    first.on_quote(quote("99.98", "100.02"))
+    await first.submit(order("c1"))
+    with (tmp_path / ACCOUNT_NAME).open("a") as account:
+        account.write('{"client_order_id": "c2", "venue_ord')  # killed mid-write
+    again = SimulatedExchange(SimulatedVenueConfig())
+    again.keep_state_in(tmp_path)
+    assert await again.positions() == {"AAPL": D(10)}
+
+
+def test_keep_state_in_when_a_line_before_the_last_damaged_then_clear_error(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ACCOUNT_NAME).write_text('{"client_order_id": "x"\n{}\n')
+    with pytest.raises(ValueError, match=f"{ACCOUNT_NAME}: line 1: "):
+        SimulatedExchange(SimulatedVenueConfig()).keep_state_in(tmp_path)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
@@ -47,6 +48,13 @@ class Recorder:
         self.events: list[object] = []
         self.states: list[ConnectionState] = []
         self.feed.connection.on_change(lambda _old, new: self.states.append(new))
+        self.reasons: list[str] = []  # why each reconnect happened
+        self.feed.connection.on_change(
+            lambda _old, new: (
+                new is ConnectionState.RECONNECTING
+                and self.reasons.append(self.feed.connection.reason)
+            )
+        )
 
     async def _sleep(self, delay_s: float) -> None:
         self.sleeps.append(delay_s)
@@ -150,7 +158,7 @@ async def test_stream_when_connection_limit_then_backs_off_long() -> None:
         fake.fail_next(406)
         async with _streaming(fake, long_backoff_s=60) as rec:
             await _until(_subscribed(rec))
-    assert len(rec.sleeps) == 1 and 48 <= rec.sleeps[0] <= 60
+    assert len(rec.sleeps) == 1 and 60 <= rec.sleeps[0] <= 72
 
 
 async def test_stream_when_second_connection_then_server_refuses_406_and_client_waits_long() -> (
@@ -162,7 +170,7 @@ async def test_stream_when_second_connection_then_server_refuses_406_and_client_
             await _until(lambda: len(second.sleeps) >= 1)
             assert second.feed.last_error is not None
             assert second.feed.last_error.code == 406
-            assert min(second.sleeps) >= 96
+            assert min(second.sleeps) >= 120
         assert first.feed.connection.state is ConnectionState.SUBSCRIBED
 
 
@@ -171,7 +179,7 @@ async def test_stream_when_handshake_429_then_long_backoff_and_401_then_failed()
         fake.refuse_next(429)
         async with _streaming(fake, long_backoff_s=60) as rec:
             await _until(_subscribed(rec))
-        assert len(rec.sleeps) == 1 and rec.sleeps[0] >= 48
+        assert len(rec.sleeps) == 1 and rec.sleeps[0] >= 60
         fake.refuse_next(401)
         async with _streaming(fake) as rec:
             await asyncio.wait_for(rec.task, 5)  # type: ignore[attr-defined]
@@ -183,6 +191,58 @@ async def test_stream_when_socket_silent_then_treated_as_dead_and_reconnects() -
         await _until(_subscribed(rec))
         await _until(lambda: len(fake.connections) >= 2, timeout_s=5)
     assert rec.feed.connection.reconnects >= 1
+
+
+async def test_stream_when_muted_with_pongs_then_silence_detected_and_reconnects() -> None:
+    """The mute fault: the socket stays open and answers pings (client heartbeat every 0.05 s,
+    server pings too), yet no data frame comes. Control frames must not reset the silence clock:
+    the session ends within about `silence_timeout_s`, for the reason `silence`."""
+    async with (
+        alpaca_stream.running(ping_interval_s=0.05) as fake,
+        _streaming(fake, silence_timeout_s=0.4, heartbeat_s=0.05) as rec,
+    ):
+        await _until(_subscribed(rec))
+        await fake.push([TRADE])
+        await _until(lambda: len(rec.events) == 1)
+        fake.mute()
+        await _until(lambda: len(fake.connections) >= 2, timeout_s=5)
+        assert rec.reasons[0] == "silence"
+        fake.mute(False)
+        await _until(_subscribed(rec))
+        await fake.push([QUOTE])
+        await _until(lambda: len(rec.events) == 2)
+
+
+async def test_stream_when_data_keeps_coming_then_no_silence_reconnect() -> None:
+    async with (
+        alpaca_stream.running(ping_interval_s=0.05) as fake,
+        _streaming(fake, silence_timeout_s=0.4, heartbeat_s=0.05) as rec,
+    ):
+        await _until(_subscribed(rec))
+        for n in range(8):
+            await fake.push([{**TRADE, "i": n}])
+            await _until(lambda n=n: len(rec.events) == n + 1)
+            await asyncio.sleep(0.15)
+    assert len(fake.connections) == 1 and rec.feed.connection.reconnects == 0
+
+
+async def test_stream_when_muted_outside_trading_hours_then_silence_is_not_a_fault() -> None:
+    """No data is expected while the symbols do not trade (here: hours that never contain now):
+    a quiet socket at night is no reason to reconnect or fail over."""
+    async with alpaca_stream.running(ping_interval_s=0.05) as fake:
+        hours = "13:00-14:00" if time.gmtime().tm_hour < 12 else "01:00-02:00"  # not now
+        async with _streaming(
+            fake,
+            silence_timeout_s=0.2,
+            heartbeat_s=0.05,
+            trading_hours=hours,
+            trading_timezone="UTC",
+        ) as rec:
+            await _until(_subscribed(rec))
+            fake.mute()
+            await asyncio.sleep(0.8)
+            assert rec.feed.connection.subscribed
+    assert len(fake.connections) == 1 and rec.feed.connection.reconnects == 0
 
 
 async def test_stream_when_pings_unanswered_then_heartbeat_drops_and_reconnects() -> None:

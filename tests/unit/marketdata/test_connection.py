@@ -82,12 +82,18 @@ def test_next_s_when_no_jitter_then_doubles_to_cap_and_reset_restarts() -> None:
 
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32), attempts=st.integers(1, 80), floor=st.floats(0, 600))
-def test_next_s_when_jittered_then_within_bounds(seed: int, attempts: int, floor: float) -> None:
+def test_next_s_when_jittered_then_within_bounds_and_never_below_the_floor(
+    seed: int, attempts: int, floor: float
+) -> None:
+    """Jitter shortens the doubling delay by up to 20 %, but a floor (`long_backoff_s` after a
+    406 or 429) is the least wait the provider asked for: jitter only ever lengthens it."""
     backoff = Backoff(1, 30, jitter=0.2, rng=random.Random(seed))
     for attempt in range(attempts):
         nominal = min(30.0, 2.0**attempt)
         delay = backoff.next_s(at_least_s=floor)
-        assert max(0.8 * nominal, 0.8 * floor) <= delay <= max(nominal, floor)
+        assert delay >= floor
+        assert delay >= 0.8 * nominal
+        assert delay <= max(nominal, 1.2 * floor)
 
 
 def test_backoff_when_bad_parameters_then_value_error() -> None:

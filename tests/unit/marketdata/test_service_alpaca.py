@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +210,59 @@ async def test_run_when_primary_down_then_backup_publishes_and_hands_back_in_ord
     assert _sample(md, "marketdata_failovers_total", to="synthetic") == 1
     assert _sample(md, "marketdata_failovers_total", to="alpaca-iex") == 1
     assert _sample(md, "marketdata_active_feed", feed="alpaca-iex") == 1
+
+
+async def test_run_when_primary_muted_with_pongs_then_reconnects_fails_over_and_hands_back(
+    broker: Broker, endpoints: BrokerEndpoints, tmp_path: Path, keys: None
+) -> None:
+    """The mute fault on the primary: open, pinging both ways, no data. Each reconnect subscribes
+    again and stays mute, which must not count as up: the backup takes over, and the primary
+    gets the stream back only once it delivers data again; nothing is published twice."""
+    async with alpaca_stream.running(ping_interval_s=0.05) as fake:
+        md = _marketdata(
+            fake,
+            endpoints,
+            tmp_path,
+            alpaca={"silence_timeout_s": 0.5, "heartbeat_s": 0.05},
+            backup={"kind": "synthetic", "takeover_after_s": 0.3,
+                    "synthetic": {"tick_interval_ms": 20}},
+        )  # fmt: skip
+        bus = Bus(endpoints, "listener", prom.CollectorRegistry())
+        trades: list[Trade] = []
+
+        async def listen() -> None:
+            async for envelope in bus.subscriber([topics.TRADES]):
+                trades.append(envelope.payload)  # type: ignore[arg-type]
+
+        listener = asyncio.create_task(listen())
+        feed: Any = md.feed
+        try:
+            async with _running(md):
+                await _until(lambda: bool(fake.subscribed))
+                await asyncio.sleep(0.2)
+                await fake.push([_trade("AAPL", 189.5, time.time_ns())])
+                await _until(lambda: len(trades) == 1)
+                fake.mute()
+                await _until(lambda: feed.on_backup, timeout_s=5)
+                silenced = _sample(md, "marketdata_feed_disconnects_total",
+                                   feed="alpaca-iex", reason="silence")  # fmt: skip
+                assert silenced >= 1
+                await _until(lambda: len(fake.connections) >= 2)  # reconnected, still mute
+                await _until(lambda: bool(fake.subscribed))
+                await asyncio.sleep(0.3)
+                assert feed.on_backup  # a mute re-subscription is not "back"
+                fake.mute(False)
+                await fake.push([_trade("AAPL", 190.0, time.time_ns())])
+                await _until(lambda: not feed.on_backup, timeout_s=5)
+                await fake.push([_trade("AAPL", 190.5, time.time_ns())])
+                await _until(lambda: trades[-1].price == Decimal("190.5"))
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            bus.close()
+    for symbol in ("AAPL", "MSFT"):
+        stamps = [t.ts_event_ns for t in trades if t.symbol == symbol]
+        assert stamps == sorted(stamps)
+        assert len(set(stamps)) == len(stamps)
+    assert _sample(md, "marketdata_failovers_total", to="synthetic") == 1
+    assert _sample(md, "marketdata_failovers_total", to="alpaca-iex") == 1

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from components.core.config import TradingSystemSpec
-from components.core.errors import CorruptLogError, FillRejected
+from components.core.errors import CorruptLineError, CorruptLogError, FillRejected
 from components.core.events import Fill, OrderStatus, OrderUpdate, Side, Signal
 from components.risk import breaker, lifecycle, records, statelog
 from components.risk.engine import RiskEngine
@@ -333,12 +333,15 @@ def test_crash_when_cut_anywhere_then_restart_restores_the_last_logged_state(
         if not next_line:
             continue
         active = files.get(statelog.STATE_LOG_NAME, b"")
-        # In the middle of the next record; and written whole but damaged (not yet fsynced).
-        damaged = next_line[:-5] + bytes([next_line[-5] ^ 0x20]) + next_line[-4:]
-        for torn in (next_line[:1], next_line[: len(next_line) // 2], next_line[:-1], damaged):
+        # In the middle of the next record, up to its last byte but the newline.
+        for torn in (next_line[:1], next_line[: len(next_line) // 2], next_line[:-1]):
             restored = restore({**files, statelog.STATE_LOG_NAME: active + torn})
             assert restored.torn_lines == 1
             assert restored.state.snapshot(0) == expected
+        # Written whole, newline and all, but damaged: it may have been acted on, so refused.
+        damaged = next_line[:-5] + bytes([next_line[-5] ^ 0x20]) + next_line[-4:]
+        with pytest.raises(CorruptLineError):
+            restore({**files, statelog.STATE_LOG_NAME: active + damaged})
         # In the middle of writing a snapshot: the temporary file is left over.
         leftover = {**files, "snapshot-000000999999.tmp": b"0badc0de {"}
         assert restore(leftover).state.snapshot(0) == expected

@@ -97,7 +97,9 @@ class AlpacaClient:
                 method, self.base_url + path, json=body, params=params
             ) as response:
                 status = response.status
-                text = await response.text()
+                # Bytes decoded leniently: a body in a wrong charset is a parse error later,
+                # not a UnicodeDecodeError here.
+                text = (await response.read()).decode("utf-8", errors="replace")
                 headers = response.headers
         except aiohttp.ClientConnectorError as exc:
             raise VenueUnavailable(f"{what}: cannot connect: {exc.os_error}") from exc
@@ -108,8 +110,8 @@ class AlpacaClient:
             raise OutcomeUnknown(f"{what}: connection lost: {type(exc).__name__}") from exc
         try:
             decoded = json.loads(text) if text else None
-        except json.JSONDecodeError:
-            decoded = text
+        except (json.JSONDecodeError, RecursionError):
+            decoded = text  # not JSON: the parsers refuse it, naming the endpoint
         if 200 <= status < 300:
             return decoded
         message = f"{what}: HTTP {status} {_message(decoded)}"
