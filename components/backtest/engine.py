@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Decimal, DecimalException
 from typing import NamedTuple
 
 from components.backtest import risk as gates
@@ -43,6 +43,7 @@ from components.core.config import (
 from components.core.errors import ConfigError
 from components.core.events import Bar, Fill, Order, OrderStatus, Quote, Side, Signal
 from components.core.events import Trade as TradePrint
+from components.core.money import MONEY_CONTEXT
 from components.execution import lifecycle
 from components.execution.venues.matching import MatchingEngine
 from components.risk.positions import PositionBook
@@ -165,6 +166,7 @@ class Backtest:
         self._ids = itertools.count(1)
         self._half_spread = config.spread_bps * BPS * HALF
         self._exposed = False  # some position is open
+        self._held: list[tuple[str, Decimal]] = []  # (symbol, quantity) of each open position
         self._after_fill: list[Intent] = []  # the strategy's intents on a fill, not yet acted on
         self._next_timer_ns: int | None = None
 
@@ -234,6 +236,7 @@ class Backtest:
         append_point = points.append
         # `EquityPoint(...)` less its Python-level `__new__`: a point is made per event.
         new_tuple, point_of = tuple.__new__, EquityPoint
+        add, multiply = MONEY_CONTEXT.add, MONEY_CONTEXT.multiply
         for count, event in enumerate(events, 1):
             if isinstance(event, Bar):
                 symbol = event.symbol
@@ -269,9 +272,20 @@ class Backtest:
                 intent = on_trade(event) if on_trade is not None else None
             if intent is not None:
                 self._intend(intent)
-            # `_record`, inlined: it runs once per event. Flat, equity is the cash.
+            # `_record`, inlined: it runs once per event. Flat, equity is the cash; exposed, the
+            # cash plus each open quantity at its mark, exact in MONEY_CONTEXT (which raises
+            # rather than rounds: then, or for a symbol not marked yet, the book's own way).
             exposed = self._exposed
-            point = new_tuple(point_of, (now, book.equity() if exposed else book.cash, exposed))
+            if exposed:
+                try:
+                    value = book.cash
+                    for held_symbol, held in self._held:
+                        value = add(value, multiply(held, marks[held_symbol]))
+                except (KeyError, DecimalException):
+                    value = book.equity()
+            else:
+                value = book.cash
+            point = new_tuple(point_of, (now, value, exposed))
             if points and points[-1][0] == now:
                 points[-1] = point  # several symbols' bars at one time: one point
             else:
@@ -451,7 +465,9 @@ class Backtest:
         assert self.risk is not None
         self.risk.on_fill(fill, self.now_ns)
         self.fills.append(fill)
-        self._exposed = any(h.quantity for h in book.holdings.values())
+        # What is open, for the equity at every event: it changes only here.
+        self._held = [(s, h.quantity) for s, h in book.holdings.items() if h.quantity]
+        self._exposed = bool(self._held)
         holding = book.holdings[symbol]
         if before != 0 and holding.quantity == 0:
             opened = self._open.pop(symbol)
