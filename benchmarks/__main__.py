@@ -27,6 +27,7 @@ from benchmarks import (
     latency,
     marketdata,
     risk,
+    search,
 )
 from benchmarks.results import Result
 
@@ -36,6 +37,7 @@ BENCHMARKS: list[ModuleType] = [
     latency,
     indicators,
     backtest,
+    search,
     execution,
     marketdata,
     kubernetes,

@@ -156,7 +156,7 @@ def run() -> list[Result]:
                 "context",
                 "not installed",
                 None,
-                "pip install '.[bench]' (make bench does) to compare with backtesting.py",
+                "pip install '.[test]' (make .venv/.installed does) to compare with backtesting.py",
             )
         )
     return rows

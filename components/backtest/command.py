@@ -27,6 +27,7 @@ from typing import Any
 import pydantic
 import yaml
 
+from components.backtest import research
 from components.backtest.config import BacktestConfig
 from components.core.config import RiskConfig, load_spec
 from components.core.errors import ConfigError
@@ -115,6 +116,7 @@ def add_parser(commands: Any) -> None:
             help=f"{field.description} {default}".strip(),
         )
     parser.set_defaults(handler=main)
+    research.add_subcommands(parser)  # search, walk-forward: their own module
 
 
 def _mapping(text: str, what: str) -> dict[str, Any]:
@@ -161,6 +163,8 @@ def _grid(specs: list[str]) -> dict[str, list[Any]]:
 
 
 def main(args: argparse.Namespace) -> int:
+    if (code := research.dispatch(args)) is not None:
+        return code
     # Here, not at the top: `tradingsystem run` should not pay for pyarrow's import.
     from components.backtest import data, report, results, stats
     from components.backtest.engine import Backtest

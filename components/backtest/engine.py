@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Decimal, DecimalException
 from typing import NamedTuple
 
 from components.backtest import risk as gates
@@ -43,6 +43,7 @@ from components.core.config import (
 from components.core.errors import ConfigError
 from components.core.events import Bar, Fill, Order, OrderStatus, Quote, Side, Signal
 from components.core.events import Trade as TradePrint
+from components.core.money import MONEY_CONTEXT
 from components.execution import lifecycle
 from components.execution.venues.matching import MatchingEngine
 from components.risk.positions import PositionBook
@@ -165,6 +166,7 @@ class Backtest:
         self._ids = itertools.count(1)
         self._half_spread = config.spread_bps * BPS * HALF
         self._exposed = False  # some position is open
+        self._held: list[tuple[str, Decimal]] = []  # (symbol, quantity) of each open position
         self._after_fill: list[Intent] = []  # the strategy's intents on a fill, not yet acted on
         self._next_timer_ns: int | None = None
 
@@ -198,7 +200,12 @@ class Backtest:
 
     # --- the loop ---------------------------------------------------------------------------
 
-    def run(self, events: Sequence[Event], progress: Progress | None = None) -> BacktestRun:
+    def run(
+        self,
+        events: Sequence[Event],
+        progress: Progress | None = None,
+        progress_every: int = PROGRESS_EVERY,
+    ) -> BacktestRun:
         """Feed `events` (in time order) through; close what is open at the end if configured.
 
         Bars fill at `next_open` or `close`; quotes and trades at `quote` (the quote, or the
@@ -223,24 +230,28 @@ class Backtest:
         book = self.book
         risk = self.risk
         last = self._last
+        marks = book.marks  # `book.mark`, inlined: once per event
+        pending = self._pending
         points = self.equity
         append_point = points.append
-        point_of = EquityPoint
+        # `EquityPoint(...)` less its Python-level `__new__`: a point is made per event.
+        new_tuple, point_of = tuple.__new__, EquityPoint
+        add, multiply = MONEY_CONTEXT.add, MONEY_CONTEXT.multiply
         for count, event in enumerate(events, 1):
             if isinstance(event, Bar):
                 symbol = event.symbol
-                if fill_at_open and symbol in self._pending:
+                if fill_at_open and symbol in pending:
                     self.now_ns = event.ts_open_ns
                     last[symbol] = event.open
-                    for intent in self._pending.pop(symbol):
+                    for intent in pending.pop(symbol):
                         self._act(intent)
                 now = self.now_ns = event.ts_close_ns
                 if timer_ns is not None:
                     self._timers(timer_ns, now)
-                last[symbol] = event.close
+                close = last[symbol] = event.close
                 if monitor:
                     self._quote_for(symbol)  # the breaker and stops see every close
-                book.mark(symbol, event.close)  # after the quote's mid: the close as written
+                marks[symbol] = close  # after the quote's mid: the close as written
                 intent = on_bar(event)
             elif isinstance(event, Quote):
                 now = self.now_ns = event.ts_event_ns
@@ -261,14 +272,25 @@ class Backtest:
                 intent = on_trade(event) if on_trade is not None else None
             if intent is not None:
                 self._intend(intent)
-            # `_record`, inlined: it runs once per event. Flat, equity is the cash.
+            # `_record`, inlined: it runs once per event. Flat, equity is the cash; exposed, the
+            # cash plus each open quantity at its mark, exact in MONEY_CONTEXT (which raises
+            # rather than rounds: then, or for a symbol not marked yet, the book's own way).
             exposed = self._exposed
-            point = point_of(now, book.equity() if exposed else book.cash, exposed)
+            if exposed:
+                try:
+                    value = book.cash
+                    for held_symbol, held in self._held:
+                        value = add(value, multiply(held, marks[held_symbol]))
+                except (KeyError, DecimalException):
+                    value = book.equity()
+            else:
+                value = book.cash
+            point = new_tuple(point_of, (now, value, exposed))
             if points and points[-1][0] == now:
                 points[-1] = point  # several symbols' bars at one time: one point
             else:
                 append_point(point)
-            if progress is not None and count % PROGRESS_EVERY == 0:
+            if progress is not None and count % progress_every == 0:
                 progress(count)
         if self.config.close_at_end:
             self._close_everything()
@@ -443,7 +465,9 @@ class Backtest:
         assert self.risk is not None
         self.risk.on_fill(fill, self.now_ns)
         self.fills.append(fill)
-        self._exposed = any(h.quantity for h in book.holdings.values())
+        # What is open, for the equity at every event: it changes only here.
+        self._held = [(s, h.quantity) for s, h in book.holdings.items() if h.quantity]
+        self._exposed = bool(self._held)
         holding = book.holdings[symbol]
         if before != 0 and holding.quantity == 0:
             opened = self._open.pop(symbol)

@@ -58,22 +58,27 @@ class SmaCross(Strategy):
         self._symbols: dict[str, _Averages] = {}
 
     def on_bar(self, bar: Bar) -> Intent | None:
+        # Once per bar of every backtest: locals, and the full window's case first.
         averages = self._symbols.get(bar.symbol)
         if averages is None:
             averages = self._symbols[bar.symbol] = _Averages(deque(maxlen=self.slow))
         close = bar.close
         closes = averages.closes
+        fast, slow = self.fast, self.slow
         held = len(closes)
-        if held >= self.fast:
-            averages.fast_sum -= closes[-self.fast]  # leaves the fast window now
-        if held == self.slow:
-            averages.slow_sum -= closes[0]  # leaves both: the append below drops it
+        if held == slow:  # leaves both windows: the append below drops it
+            fast_sum = averages.fast_sum - closes[-fast] + close
+            slow_sum = averages.slow_sum - closes[0] + close
+        else:
+            fast_sum = averages.fast_sum + close
+            if held >= fast:
+                fast_sum -= closes[-fast]  # leaves the fast window now
+            slow_sum = averages.slow_sum + close
         closes.append(close)
-        averages.fast_sum += close
-        averages.slow_sum += close
-        if held + 1 < self.slow:
+        averages.fast_sum, averages.slow_sum = fast_sum, slow_sum
+        if held + 1 < slow:
             return None
-        difference = averages.fast_sum * self.slow - averages.slow_sum * self.fast
+        difference = fast_sum * slow - slow_sum * fast
         side = (difference > 0) - (difference < 0)
         if side == 0 or side == averages.side:
             return None
@@ -81,4 +86,4 @@ class SmaCross(Strategy):
         if previous == 0:
             return None  # the first side known: a starting point, not a cross
         direction, trade_side = ("up", Side.BUY) if side > 0 else ("down", Side.SELL)
-        return Intent(bar.symbol, trade_side, f"sma {self.fast}/{self.slow} crossed {direction}")
+        return Intent(bar.symbol, trade_side, f"sma {fast}/{slow} crossed {direction}")

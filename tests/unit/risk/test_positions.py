@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from components.core.errors import FillRejected
 from components.core.events import Fill, Side
 from components.core.money import MONEY_CONTEXT
-from components.risk.positions import SHOWN_DIGITS, PositionBook
+from components.risk.positions import SHOWN_DIGITS, PositionBook, shown
 
 D = Decimal
 _ids = itertools.count(1)
@@ -171,6 +171,31 @@ def test_book_when_any_fills_then_equity_change_is_realized_plus_unrealized(
     assert change == book.gross_realized_pnl + book.unrealized_pnl(marks=marks) - book.fees
     assert book.fees == sum((fee for *_, fee, _ in trades), D(0))
     assert {s: book.quantity(s) for s in held} == held
+
+
+marks_or_none = st.one_of(st.none(), st.decimals(min_value=D("1e-9"), max_value=D("1e9"), places=9))
+
+
+@given(fills, marks_or_none, marks_or_none)
+def test_equity_when_any_fills_and_marks_then_the_exact_fraction_as_shown(
+    trades: list[tuple[Side, int, Decimal, Decimal, str]],
+    aapl: Decimal | None,
+    msft: Decimal | None,
+) -> None:
+    """Marked symbols are valued in Decimal (fast), a symbol without a mark at its cost (a
+    fraction): the value and its spelling are those of the sum in fractions."""
+    book = PositionBook(D(100_000))
+    for side, quantity, price, fee, symbol in trades:
+        book.apply_fill(fill(side, quantity, price, fee=str(fee), symbol=symbol))
+    marks = {s: m for s, m in (("AAPL", aapl), ("MSFT", msft)) if m is not None}
+    exact = Fraction(book.cash) + sum(
+        (
+            Fraction(h.quantity) * Fraction(marks[s]) if s in marks else h.exact_cost
+            for s, h in book.holdings.items()
+        ),
+        Fraction(0),
+    )
+    assert str(book.equity(marks)) == str(shown(exact))
 
 
 @given(
