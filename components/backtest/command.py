@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pydantic
 import yaml
 
-from components.backtest import research
+from components.backtest import options, research
 from components.backtest.config import BacktestConfig
 from components.core.config import RiskConfig, load_spec
 from components.core.errors import ConfigError
@@ -119,39 +118,6 @@ def add_parser(commands: Any) -> None:
     research.add_subcommands(parser)  # search, walk-forward: their own module
 
 
-def _mapping(text: str, what: str) -> dict[str, Any]:
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(SOURCE, [f"{what}: not JSON or YAML: {exc}"]) from exc
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(SOURCE, [f"{what}: expected a mapping, found {type(value).__name__}"])
-    return value
-
-
-def _config(args: argparse.Namespace) -> BacktestConfig:
-    settings: dict[str, Any] = {}
-    if args.config is not None:
-        try:
-            settings = _mapping(args.config.read_text(), str(args.config))
-        except OSError as exc:
-            raise ConfigError(str(args.config), [f"(file): cannot read: {exc.strerror}"]) from exc
-    for name in BacktestConfig.model_fields:
-        value = getattr(args, f"setting_{name}")
-        if value is not None:
-            settings[name] = value
-    try:
-        return BacktestConfig.model_validate(settings)
-    except pydantic.ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (was {e.get('input')!r})"
-            for e in exc.errors()
-        ]
-        raise ConfigError(SOURCE, problems) from exc
-
-
 def _grid(specs: list[str]) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     for spec in specs:
@@ -170,8 +136,8 @@ def main(args: argparse.Namespace) -> int:
     from components.backtest.engine import Backtest
     from components.strategy.base import load_strategy
 
-    config = _config(args)
-    params = _mapping(args.params, "--params")
+    config = options.backtest_config(args, SOURCE)
+    params = options.mapping(args.params, "--params", SOURCE)
     risk = load_spec(args.system)[1].risk if args.system is not None else None
     if args.grid:
         return _sweep(args, config, params, risk)

@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pydantic
 import yaml
 
+from components.backtest import options
 from components.backtest.config import BacktestConfig
 from components.core.errors import ConfigError
 
@@ -118,48 +118,15 @@ def dispatch(args: argparse.Namespace) -> int | None:
     return main(args)
 
 
-def _mapping(text: str, what: str) -> dict[str, Any]:
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(SOURCE, [f"{what}: not JSON or YAML: {exc}"]) from exc
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(SOURCE, [f"{what}: expected a mapping, found {type(value).__name__}"])
-    return value
-
-
-def _config(args: argparse.Namespace) -> BacktestConfig:
-    settings: dict[str, Any] = {}
-    if args.config is not None:
-        try:
-            settings = _mapping(args.config.read_text(), str(args.config))
-        except OSError as exc:
-            raise ConfigError(str(args.config), [f"(file): cannot read: {exc.strerror}"]) from exc
-    for name in BacktestConfig.model_fields:
-        value = getattr(args, f"setting_{name}", None)
-        if value is not None:
-            settings[name] = value
-    try:
-        return BacktestConfig.model_validate(settings)
-    except pydantic.ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (was {e.get('input')!r})"
-            for e in exc.errors()
-        ]
-        raise ConfigError(SOURCE, problems) from exc
-
-
 def _search_settings(args: argparse.Namespace) -> Any:
     from components.backtest import search
     from components.core.config import load_spec
 
     return search.SearchSettings(
         class_path=args.strategy,
-        base_params=_mapping(args.params, "--params"),
+        base_params=options.mapping(args.params, "--params", SOURCE),
         overrides=tuple(args.param),
-        config=_config(args),
+        config=options.backtest_config(args, SOURCE),
         objectives=tuple(args.objective or ["sharpe"]),
         sampler=args.sampler,
         trials=args.trials,
